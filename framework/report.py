@@ -1,0 +1,135 @@
+"""The run report: typed results, a rich terminal rendering and a JSON form.
+
+Column meanings are documented once, in ``COLUMNS``, and reused by the README.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from splitnet.framework.verify import FAIL, PASS, Check
+
+COLUMNS = {
+    "share": "fraction of every layer's channels the branch owns",
+    "features": "length of the feature vector the branch sends to the merge head",
+    "params": "weights uploaded to the board (millions)",
+    "GFLOPs": "branch compute per frame (conv and dense multiply-adds x 2)",
+    "compute ms": "median time of one branch call measured on the board (no RPC, no transfer)",
+    "call ms p50": "median wall time of the branch call seen from the host (compute + RPC + transfer)",
+}
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    frames: int
+    mean_ms: float
+    std_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> LatencyStats:
+        ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+        if ms.size == 0:
+            return cls(0, *(float("nan"),) * 5)
+        p50, p95, p99 = np.percentile(ms, [50, 95, 99])
+        return cls(int(ms.size), float(ms.mean()), float(ms.std()), float(p50), float(p95), float(p99))
+
+
+@dataclass(frozen=True)
+class BranchReport:
+    index: int
+    share: float
+    feature_size: int
+    params: int
+    flops: int
+    board: str
+    address: str
+    compute_ms: float
+    call: LatencyStats
+
+
+@dataclass(frozen=True)
+class RunReport:
+    model: str
+    params_source: str
+    n: int
+    multiple: int
+    inventory: str
+    emulated: bool
+    target: str
+    images: str
+    branches: tuple[BranchReport, ...]
+    head_ms: float
+    end_to_end: LatencyStats
+    throughput_fps: float
+    checks: tuple[Check, ...]
+    fidelity_max_abs_diff: float
+    agreement_rate: float
+    reference_flops: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    cache_hits: int = 0
+    compiled_parts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != FAIL for c in self.checks)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["ok"] = self.ok
+        data["columns"] = COLUMNS
+        return data
+
+    def write_json(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
+
+
+def _status(status: str) -> str:
+    color = {PASS: "green", FAIL: "bold red"}.get(status, "cyan")
+    return f"[{color}]{status}[/]"
+
+
+def render(report: RunReport, console: Console) -> None:
+    console.print(
+        f"[bold]{report.model}[/] split into [bold]{report.n}[/] branches on {report.inventory}"
+        f"\nweights: {report.params_source}; frames: {report.images}; board target: {report.target}"
+    )
+    if report.emulated:
+        console.print("[yellow]boards are emulated by local TVM RPC servers on this machine (one core each)[/]")
+    branches = Table(title="Branches", title_justify="left")
+    for column in ("branch", "share", "features", "params (M)", "GFLOPs", "board", "address",
+                   "compute ms", "call ms p50"):
+        branches.add_column(column, justify="left" if column in ("board", "address") else "right")
+    for b in report.branches:
+        branches.add_row(
+            str(b.index), f"{b.share:.3f}", str(b.feature_size), f"{b.params / 1e6:.2f}", f"{b.flops / 1e9:.3f}",
+            b.board, b.address, f"{b.compute_ms:.2f}", f"{b.call.p50_ms:.2f}",
+        )
+    branches.add_row("head", "", "", "", "", "host", "in-process", f"{report.head_ms:.2f}", "")
+    console.print(branches)
+
+    e2e = report.end_to_end
+    latency = Table(title=f"End to end ({e2e.frames} frames after warm-up)", title_justify="left")
+    for column in ("mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "throughput (frames/s)"):
+        latency.add_column(column, justify="right")
+    latency.add_row(*(f"{v:.2f}" for v in (e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms,
+                                           report.throughput_fps)))
+    console.print(latency)
+
+    checks = Table(title="Checks", title_justify="left")
+    for column in ("check", "result", "status", "detail"):
+        checks.add_column(column)
+    for check in report.checks:
+        checks.add_row(check.name, check.value, _status(check.status), check.detail)
+    console.print(checks)
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
+    console.print(f"stages: {stages}; compiled {report.compiled_parts} parts, {report.cache_hits} from cache")

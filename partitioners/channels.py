@@ -1,0 +1,62 @@
+"""Sharing one layer's channels out among branches.
+
+Channels are handed out in units of ``multiple`` (8 by default; 16 matches VTA's GEMM block)
+by the largest-remainder method, so every layer's branch widths add up to the original width
+exactly and the merge head can reuse the reference dense weights unchanged. Branch ``i``
+takes a contiguous run of channels, in branch order; the allocation depends only on the
+layer's width, so layers joined by a residual add always agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from splitnet.framework.errors import SplitnetError
+
+MAX_BRANCHES = 8
+DEFAULT_MULTIPLE = 8
+
+
+def normalise_shares(n: int, widths: tuple[float, ...] | None) -> tuple[float, ...]:
+    """Width shares summing to 1: equal when ``widths`` is None, else ``widths`` rescaled."""
+    if not 1 <= n <= MAX_BRANCHES:
+        raise SplitnetError(
+            f"--branches must be between 1 and {MAX_BRANCHES}, got {n}",
+            f"pass --branches 1..{MAX_BRANCHES}",
+        )
+    if widths is None:
+        return tuple(1.0 / n for _ in range(n))
+    if len(widths) != n:
+        raise SplitnetError(
+            f"{len(widths)} width shares given for {n} branches",
+            f"give exactly {n} comma-separated shares, e.g. --widths {','.join(['1'] * n)}",
+        )
+    if any(not np.isfinite(w) or w <= 0 for w in widths):
+        raise SplitnetError(f"width shares must be positive numbers, got {widths}", "e.g. --widths 0.75,0.25")
+    total = float(sum(widths))
+    return tuple(float(w) / total for w in widths)
+
+
+def allocate(channels: int, shares: tuple[float, ...], multiple: int, layer: str = "") -> list[np.ndarray]:
+    """Channel indices of each branch for a layer of ``channels`` channels."""
+    if multiple < 1:
+        raise SplitnetError(f"channel multiple must be >= 1, got {multiple}", "pass --multiple 8 (or 1, 4, 16)")
+    n = len(shares)
+    units, rest = divmod(channels, multiple)
+    if units < n:
+        raise SplitnetError(
+            f"{n} branches need at least {n * multiple} channels in every layer at multiple {multiple}, "
+            f"but layer {layer or '?'} has {channels}",
+            f"use fewer branches or a smaller --multiple (at most {max(channels // n, 1)})",
+        )
+    exact = np.array(shares) * units
+    counts = np.maximum(np.floor(exact).astype(int), 1)
+    while counts.sum() > units:  # the max(.,1) floor may overshoot; take from the largest
+        counts[int(np.argmax(counts - exact))] -= 1
+    remainders = exact - counts
+    for index in np.argsort(-remainders, kind="stable")[: units - counts.sum()]:
+        counts[index] += 1
+    widths = counts * multiple
+    widths[int(np.argmax(widths))] += rest  # channels beyond the last whole unit
+    bounds = np.concatenate([[0], np.cumsum(widths)])
+    return [np.arange(bounds[i], bounds[i + 1]) for i in range(n)]

@@ -1,0 +1,152 @@
+"""Sessions on boards, requested through the tracker and tied to a named board.
+
+``TrackerSession.request`` hides which server answered; placement needs to know, so
+:func:`request_session` speaks the same tracker protocol and keeps the server's address.
+A session goes back to the tracker only when every object holding it is gone, the remote
+Device included (../shared/STACK.md), so :meth:`BoardSession.close` drops them all.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+import tvm
+from tvm import relax, rpc
+from tvm.rpc import base
+
+from splitnet.framework.compile import CompiledArtifact
+from splitnet.framework.errors import SplitnetError
+from splitnet.runtime.inventory import Board
+
+SESSION_TIMEOUT_S = 0  # the server keeps a session while we hold it; the runtime closes it
+REQUEST_TIMEOUT_S = 60.0
+
+
+def query_hint(host: str, port: int) -> str:
+    return f"run python -m tvm.exec.query_rpc_tracker --host {host} --port {port}"
+
+
+def request_session(
+    host: str, port: int, key: str, timeout: float = REQUEST_TIMEOUT_S
+) -> tuple[tuple[str, int], rpc.RPCSession]:
+    """One session on any free server under ``key``; returns (server address, session)."""
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except OSError as exc:
+        raise SplitnetError(f"cannot reach the RPC tracker at {host}:{port} ({exc.strerror or exc})",
+                            query_hint(host, port)) from None
+    try:
+        sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
+        if struct.unpack("<i", base.recvall(sock, 4))[0] != base.RPC_TRACKER_MAGIC:
+            raise SplitnetError(f"{host}:{port} is not a TVM RPC tracker", "check --tracker host and port")
+        base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", 1])
+        value = base.recvjson(sock)
+    except TimeoutError:
+        raise SplitnetError(f"no free board with key {key!r} at the tracker {host}:{port} after {timeout:.0f} s",
+                            query_hint(host, port)) from None
+    finally:
+        sock.close()
+    if value[0] != base.TrackerCode.SUCCESS:
+        raise SplitnetError(f"the tracker refused a session for key {key!r}: {value}", query_hint(host, port))
+    url, server_port, matchkey = value[1]
+    return (url, int(server_port)), rpc.connect(url, server_port, matchkey, SESSION_TIMEOUT_S)
+
+
+@dataclass
+class BoardSession:
+    """A held session on one board; branches placed on it share its lock (one at a time)."""
+
+    board: Board
+    address: tuple[str, int]
+    session: rpc.RPCSession | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _modules: list[RemoteModule] = field(default_factory=list)
+
+    def load(self, artifact: CompiledArtifact) -> RemoteModule:
+        """Upload the artifact's library and load it as a Relax VM on the board."""
+        remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"
+        self.session.upload(str(artifact.path), target=remote_name)
+        module = RemoteModule(self, self.session.load_module(remote_name), artifact)
+        self._modules.append(module)
+        return module
+
+    def close(self) -> None:
+        for module in self._modules:
+            module.release()
+        self._modules.clear()
+        self.session = None
+        gc.collect()
+
+
+class RemoteModule:
+    """A compiled part loaded on a board: call it like a function on numpy arrays."""
+
+    def __init__(self, owner: BoardSession, lib, artifact: CompiledArtifact) -> None:
+        self.owner = owner
+        self.artifact = artifact
+        self._dev = owner.session.cpu(0)
+        self._vm = relax.VirtualMachine(lib, self._dev)
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        with self.owner.lock:
+            args = [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self._dev) for x in inputs]
+            return self._vm["main"](*args).numpy()
+
+    def compute_times(self, *inputs: np.ndarray, repeat: int = 5) -> list[float]:
+        """Seconds per call measured on the board itself (no RPC or transfer in it)."""
+        with self.owner.lock:
+            args = [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self._dev) for x in inputs]
+            self._vm.set_input("main", *args)
+            timer = self._vm.time_evaluator("invoke_stateful", self._dev, number=1, repeat=repeat)
+            return [float(r) for r in timer("main").results]
+
+    def release(self) -> None:
+        self._vm = None
+        self._dev = None
+
+
+def acquire(
+    host: str, port: int, wanted: list[Board], names_by_address: dict[tuple[str, int], str],
+    timeout: float = REQUEST_TIMEOUT_S,
+) -> dict[str, BoardSession]:
+    """Sessions on exactly the ``wanted`` boards (by name), matched by server address.
+
+    Boards under one key are interchangeable to the tracker, so we keep requesting while
+    holding what we got: every request then lands on a different server. Sessions on boards
+    we did not want are dropped at the end. Boards with no known address take any server.
+    """
+    held: dict[str, BoardSession] = {}
+    extras: list[rpc.RPCSession] = []
+    try:
+        for key in dict.fromkeys(b.key for b in wanted):
+            want = [b for b in wanted if b.key == key]
+            by_name = {b.name: b for b in want}
+            attempts = 0
+            while any(b.name not in held for b in want):
+                attempts += 1
+                if attempts > 4 * len(names_by_address) + 2 * len(want):
+                    missing = [b.name for b in want if b.name not in held]
+                    raise SplitnetError(f"boards {', '.join(missing)} never answered a session request",
+                                        query_hint(host, port))
+                address, session = request_session(host, port, key, timeout)
+                name = names_by_address.get(address)
+                if name is None:
+                    name = next((b.name for b in want if b.name not in held
+                                 and b.name not in names_by_address.values()), None)
+                if name in by_name and name not in held:
+                    held[name] = BoardSession(board=by_name[name], address=address, session=session)
+                else:
+                    extras.append(session)
+    except BaseException:
+        for board_session in held.values():
+            board_session.close()
+        raise
+    finally:
+        extras.clear()
+        gc.collect()
+    return held

@@ -1,0 +1,208 @@
+"""A real local TVM RPC tracker and RPC servers, as subprocesses on 127.0.0.1.
+
+Each process starts in its own session (process group), because killing an rpc_server
+leaves its ``popen_worker`` children holding the port and the tracker registration
+(../shared/STACK.md): :meth:`LocalCluster.stop` signals the whole group. Servers are pinned
+to one core each where the OS allows and run ``TVM_NUM_THREADS`` = their core count, so an
+emulated single-core board behaves like one. ``stop`` runs on exit, on error, on Ctrl-C and
+(through the CLI's handler) on SIGTERM; an ``atexit`` hook catches anything else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tvm import rpc
+
+from splitnet.framework.errors import SplitnetError
+from splitnet.runtime.inventory import LOOPBACK, Board
+
+START_TIMEOUT_S = 60.0
+STOP_GRACE_S = 3.0
+_LIVE: set[LocalCluster] = set()
+
+
+@dataclass(frozen=True)
+class LocalServer:
+    board: Board
+    port: int
+    core: int | None
+    pid: int
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _cores() -> list[int]:
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux: no pinning
+        return []
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    return " | ".join(text[-lines:])
+
+
+class LocalCluster:
+    """``with LocalCluster(boards) as cluster:`` a tracker and one RPC server per board."""
+
+    def __init__(self, boards: tuple[Board, ...], host: str = LOOPBACK, tracker_port: int | None = None) -> None:
+        self.boards = boards
+        self.host = host
+        self.tracker_port = tracker_port
+        self.servers: list[LocalServer] = []
+        self._procs: list[subprocess.Popen] = []
+        self._log_dir = Path(tempfile.mkdtemp(prefix="splitnet-boards-"))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> LocalCluster:
+        if not self._procs:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        _LIVE.add(self)
+        try:
+            self._start_tracker()
+            cores = _cores()
+            for i, board in enumerate(self.boards):
+                core = cores[i % len(cores)] if cores else None
+                self._start_server(board, core)
+            self._wait_registered()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for proc in self._procs:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.05))
+            except subprocess.TimeoutExpired:
+                pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the group: popen_worker children too
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=STOP_GRACE_S)
+        self._procs.clear()
+        _LIVE.discard(self)
+        shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self._procs]
+
+    # -- processes -------------------------------------------------------------------------
+    def _spawn(self, args: list[str], log_name: str, env: dict | None = None, core: int | None = None):
+        log = open(self._log_dir / log_name, "wb")  # noqa: SIM115 (the child owns it)
+
+        def pin() -> None:
+            if core is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setaffinity(0, {core})
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+            preexec_fn=pin,
+        )
+        log.close()
+        self._procs.append(proc)
+        return proc
+
+    def _start_tracker(self) -> None:
+        port = self.tracker_port or free_port(self.host)
+        proc = self._spawn(
+            ["tvm.exec.rpc_tracker", "--host", self.host, "--port", str(port), "--port-end", str(port + 1)],
+            "tracker.log",
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SplitnetError(
+                    f"the local RPC tracker did not start on {self.host}:{port} "
+                    f"({_log_tail(self._log_dir / 'tracker.log')})",
+                    "free the port or let splitrun pick one (no fixed tracker port)",
+                )
+            with contextlib.suppress(OSError), socket.create_connection((self.host, port), timeout=0.5):
+                self.tracker_port = port
+                return
+            time.sleep(0.1)
+        raise SplitnetError(f"the local RPC tracker on port {port} did not answer in {START_TIMEOUT_S:.0f} s",
+                            "check that python -m tvm.exec.rpc_tracker runs on this machine")
+
+    def _start_server(self, board: Board, core: int | None) -> None:
+        port = free_port(self.host)
+        args = [
+            "tvm.exec.rpc_server", "--host", self.host, "--port", str(port), "--port-end", str(port + 1),
+            "--tracker", f"{self.host}:{self.tracker_port}", "--key", board.key,
+        ]
+        env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
+        proc = self._spawn(args, f"{board.name}.log", env=env, core=core)
+        self.servers.append(LocalServer(board=board, port=port, core=core, pid=proc.pid))
+
+    def _wait_registered(self) -> None:
+        expected = {(self.host, s.port) for s in self.servers}
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            for server, proc in zip(self.servers, self._procs[1:], strict=True):
+                if proc.poll() is not None:
+                    raise SplitnetError(
+                        f"local board {server.board.name} (RPC server on port {server.port}) exited: "
+                        f"{_log_tail(self._log_dir / (server.board.name + '.log'))}",
+                        "check that python -m tvm.exec.rpc_server runs on this machine",
+                    )
+            if expected <= self.registered():
+                return
+            time.sleep(0.2)
+        raise SplitnetError(
+            f"local boards did not register with the tracker in {START_TIMEOUT_S:.0f} s",
+            f"run python -m tvm.exec.query_rpc_tracker --host {self.host} --port {self.tracker_port}",
+        )
+
+    def registered(self) -> set[tuple[str, int]]:
+        """(host, port) of every server the tracker knows."""
+        try:
+            summary = rpc.connect_tracker(self.host, self.tracker_port).summary()
+        except (OSError, RuntimeError):
+            return set()
+        return {(info["addr"][0], int(info["addr"][1])) for info in summary.get("server_info", [])}
+
+    def address_of(self) -> dict[tuple[str, int], str]:
+        """Board name by server address, so sessions can be matched to placed boards."""
+        return {(self.host, s.port): s.board.name for s in self.servers}
+
+
+@atexit.register
+def _stop_all() -> None:
+    for cluster in list(_LIVE):
+        cluster.stop()

@@ -1,0 +1,127 @@
+"""Reference weights: trained params from ``params/`` when shipped, else a seeded init.
+
+``params/manifest.json`` lists entries ``{"model", "classes", "file", "sha256", ...}``; a file
+is used only when its sha256 matches, so a truncated or corrupt download is an error, never a
+silently wrong model. Without an entry the model gets a deterministic seeded init (Xavier
+weights and seeded BatchNorm statistics, so BN slicing is exercised by every test) and a
+visible one-line notice: accuracy figures from such weights mean nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import mxnet as mx
+import numpy as np
+
+from splitnet.framework.console import notice
+from splitnet.framework.errors import SplitnetError
+from splitnet.zoo.registry import ModelSpec, get_model_spec
+
+DEFAULT_SEED = 0
+PARAMS_DIR_ENV = "SPLITNET_PARAMS_DIR"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The unsplit reference: the Gluon block and where its weights came from."""
+
+    spec: ModelSpec
+    block: mx.gluon.HybridBlock
+    classes: int
+    source: str
+    trained: bool
+
+
+def params_dir() -> Path:
+    """``$SPLITNET_PARAMS_DIR``, else the repository's ``params/`` folder."""
+    env = os.environ.get(PARAMS_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "params"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _manifest_entry(directory: Path, model: str, classes: int) -> dict | None:
+    manifest = directory / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        entries = json.loads(manifest.read_text())["entries"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SplitnetError(
+            f"{manifest} is not a valid params manifest ({exc})",
+            "restore it from the repository (git checkout params/manifest.json)",
+        ) from None
+    for entry in entries:
+        if entry.get("model") == model and entry.get("classes") == classes and entry.get("n", 1) == 1:
+            return entry
+    return None
+
+
+def _seeded_init(block: mx.gluon.HybridBlock, spec: ModelSpec, seed: int) -> None:
+    mx.random.seed(seed)
+    block.initialize(mx.init.Xavier(magnitude=2.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        block(mx.nd.zeros(spec.input_shape))  # finish deferred shape inference
+    rng = np.random.RandomState(seed)
+    for name, param in sorted(block.collect_params().items()):
+        shape = param.shape
+        if name.endswith("gamma") or name.endswith("running_var"):
+            param.set_data(mx.nd.array(rng.uniform(0.8, 1.2, size=shape)))
+        elif name.endswith("beta") or name.endswith("running_mean"):
+            param.set_data(mx.nd.array(rng.normal(0.0, 0.1, size=shape)))
+
+
+def load_reference(
+    name: str, classes: int | None = None, seed: int = DEFAULT_SEED, directory: Path | None = None
+) -> Reference:
+    """Build the registered model ``name`` with its weights, hybridized for export."""
+    spec = get_model_spec(name)
+    classes = spec.classes if classes is None else classes
+    if classes < 1:
+        raise SplitnetError(f"classes must be positive, got {classes}", "pass classes >= 1")
+    block = spec.factory(classes)
+    directory = params_dir() if directory is None else directory
+    entry = _manifest_entry(directory, name, classes)
+    if entry is None:
+        _seeded_init(block, spec, seed)
+        source, trained = f"seeded init (seed {seed})", False
+        notice(
+            f"no trained params for {name} ({classes} classes) in {directory}; using a seeded init "
+            f"(seed {seed}): outputs are reproducible but accuracy is meaningless"
+        )
+    else:
+        path = directory / entry["file"]
+        if not path.exists():
+            raise SplitnetError(
+                f"params file {path} listed in the manifest is missing",
+                "restore params/ from the repository or remove the manifest entry",
+            )
+        actual = sha256_of(path)
+        if actual != entry["sha256"]:
+            raise SplitnetError(
+                f"params file {path} is corrupt or truncated (sha256 {actual[:12]}..., "
+                f"manifest says {entry['sha256'][:12]}...)",
+                "restore it from the repository (git checkout params/)",
+            )
+        block.load_parameters(str(path), ctx=mx.cpu())
+        source, trained = f"{path.name} (sha256 verified)", True
+    block.hybridize(static_alloc=False)
+    return Reference(spec=spec, block=block, classes=classes, source=source, trained=trained)
+
+
+def get_model(name: str, classes: int | None = None, seed: int = DEFAULT_SEED) -> mx.gluon.HybridBlock:
+    """The Gluon reference block for ``name`` (see :func:`load_reference` for provenance)."""
+    return load_reference(name, classes=classes, seed=seed).block
