@@ -70,7 +70,9 @@ class BoardSession:
     def load(self, artifact: CompiledArtifact) -> RemoteModule:
         """Upload the artifact's library and load it as a Relax VM on the board."""
         remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"
-        self.session.upload(str(artifact.path), target=remote_name)
+        # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
+        # this session); handing it the bytes avoids that.
+        self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
         module = RemoteModule(self, self.session.load_module(remote_name), artifact)
         self._modules.append(module)
         return module

@@ -29,6 +29,7 @@ from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.inventory import LOOPBACK, Board
 
 START_TIMEOUT_S = 60.0
+OWNER_ENV = "SPLITNET_OWNER"  # set on every process we start; its children inherit it
 STOP_GRACE_S = 3.0
 _LIVE: set[LocalCluster] = set()
 
@@ -132,7 +133,7 @@ class LocalCluster:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            env={**os.environ, **(env or {})},
+            env={**os.environ, **(env or {}), OWNER_ENV: str(os.getpid())},
             preexec_fn=pin,
         )
         log.close()

@@ -1,0 +1,68 @@
+"""Shared fixtures: one compile cache per test session, the tiny model, leak checks."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import psutil
+import pytest
+
+from splitnet.runtime.local_cluster import OWNER_ENV
+
+ATOL_FP32 = 1e-4  # compiled or remote vs MXNet (the product's own fidelity tolerance)
+ATOL_N1 = 1e-5  # N=1 split vs the unsplit reference
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/splitnet."""
+    path = tmp_path_factory.mktemp("splitnet-cache")
+    os.environ["SPLITNET_CACHE"] = str(path)
+    yield path
+
+
+@pytest.fixture(scope="session")
+def tiny_reference():
+    from splitnet.zoo import load_reference
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return load_reference("resnet_tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_graph(tiny_reference):
+    from splitnet.partitioners import graph_from_block
+
+    return graph_from_block(tiny_reference.block, tiny_reference.spec.input_shape)
+
+
+def random_input(shape, seed: int = 0) -> np.ndarray:
+    return np.random.RandomState(seed).uniform(-1, 1, size=shape).astype(np.float32)
+
+
+def rpc_processes(owner: int | None = None) -> set[int]:
+    """PIDs of RPC trackers, servers and workers started by process ``owner`` (default: us).
+
+    LocalCluster marks what it starts with SPLITNET_OWNER, and children inherit it, so this
+    finds orphaned popen_workers too, and ignores boards other programs run on this machine.
+    """
+    owner = os.getpid() if owner is None else owner
+    found = set()
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if proc.environ().get(OWNER_ENV) == str(owner):
+                found.add(proc.info["pid"])
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture
+def no_leaked_boards():
+    """Fails the test if it leaves any RPC process of ours behind."""
+    yield
+    leaked = rpc_processes()
+    assert not leaked, f"RPC processes left running: {sorted(leaked)}"
