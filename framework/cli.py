@@ -12,8 +12,9 @@ import sys
 import warnings
 from pathlib import Path
 
-from splitnet import __version__
 from splitnet.framework.errors import SplitnetError
+
+from splitnet import __version__
 
 EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
@@ -30,8 +31,9 @@ def _widths(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(v) for v in text.split(","))
     except ValueError:
-        raise SplitnetError(f"--widths {text!r} is not a comma-separated list of numbers",
-                            "e.g. --widths 0.75,0.25") from None
+        raise SplitnetError(
+            f"--widths {text!r} is not a comma-separated list of numbers", "e.g. --widths 0.75,0.25"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,22 +49,36 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--version", action="version", version=f"splitnet {__version__}")
-    parser.add_argument("--branches", "-n", type=int, default=2,
-                        help=f"number of branches N, 1..{MAX_BRANCHES} (default 2)")
+    parser.add_argument(
+        "--branches", "-n", type=int, default=2, help=f"number of branches N, 1..{MAX_BRANCHES} (default 2)"
+    )
     parser.add_argument("--model", default="resnet18_v1", help="registered model name (default resnet18_v1)")
-    parser.add_argument("--widths", type=_widths, default=None,
-                        help="width share per branch, comma-separated, e.g. 0.75,0.25 (default: equal)")
-    parser.add_argument("--multiple", type=int, default=DEFAULT_MULTIPLE,
-                        help=f"round branch channel counts to this multiple (default {DEFAULT_MULTIPLE}; "
-                             "16 matches VTA's GEMM block)")
-    parser.add_argument("--images", type=Path, default=None,
-                        help="directory of images to run (default: a built-in pillow-drawn set)")
+    parser.add_argument(
+        "--widths",
+        type=_widths,
+        default=None,
+        help="width share per branch, comma-separated, e.g. 0.75,0.25 (default: equal)",
+    )
+    parser.add_argument(
+        "--multiple",
+        type=int,
+        default=DEFAULT_MULTIPLE,
+        help=f"round branch channel counts to this multiple (default {DEFAULT_MULTIPLE}; 16 matches VTA's GEMM block)",
+    )
+    parser.add_argument(
+        "--images", type=Path, default=None, help="directory of images to run (default: a built-in pillow-drawn set)"
+    )
     parser.add_argument("--runs", type=int, default=20, help="timed frames after warm-up (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up frames (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the init when no trained params ship")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
-    parser.add_argument("--inventory", type=Path, default=None, metavar="YAML",
-                        help="board inventory file (not supported yet: boards are emulated locally)")
+    parser.add_argument(
+        "--inventory",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="board inventory file (not supported yet: boards are emulated locally)",
+    )
     return parser
 
 
@@ -88,14 +104,21 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         _check_options(args)
         from rich.console import Console
-
         from splitnet.framework.pipeline import RunOptions, run
         from splitnet.framework.report import render
 
-        report = run(RunOptions(
-            model=args.model, branches=args.branches, widths=args.widths, multiple=args.multiple,
-            images=args.images, runs=args.runs, warmup=args.warmup, seed=args.seed,
-        ))
+        report = run(
+            RunOptions(
+                model=args.model,
+                branches=args.branches,
+                widths=args.widths,
+                multiple=args.multiple,
+                images=args.images,
+                runs=args.runs,
+                warmup=args.warmup,
+                seed=args.seed,
+            )
+        )
         render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 120))
         if args.json is not None:
             report.write_json(args.json)

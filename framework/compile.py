@@ -18,14 +18,13 @@ import mxnet as mx
 import numpy as np
 import onnx
 import tvm
-from tvm import relax
-from tvm.relax.frontend.onnx import from_onnx
-
 from splitnet.framework.cache import cache_root, content_key
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.quiet import quiet_native
 from splitnet.framework.targets import target_key, to_tvm
 from splitnet.partitioners.split_model import Part
+from tvm import relax
+from tvm.relax.frontend.onnx import from_onnx
 
 COMPILER_VERSION = "1"  # bump when this module changes what it produces
 EXPORT_FORMATS = ("so", "tar")

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
-
 from splitnet.framework.errors import SplitnetError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)

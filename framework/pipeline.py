@@ -14,7 +14,6 @@ from pathlib import Path
 import mxnet as mx
 import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 from splitnet.framework.compile import CompiledArtifact, LocalModule, compile_part
 from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
@@ -43,8 +42,12 @@ class RunOptions:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=False,
+        TextColumn("{task.description:<18}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
 
 
@@ -110,8 +113,10 @@ def run(options: RunOptions) -> RunReport:
                         progress.advance(upload)
                 runner = DistributedSplit(modules, head)
                 result = _run_frames(runner, frame_list, options, progress, watch)
-                compute = [float(np.median(m.compute_times(frame_list[0].tensor, repeat=options.compute_repeat)))
-                           for m in modules]
+                compute = [
+                    float(np.median(m.compute_times(frame_list[0].tensor, repeat=options.compute_repeat)))
+                    for m in modules
+                ]
             finally:
                 if runner is not None:
                     runner.close()
@@ -122,22 +127,39 @@ def run(options: RunOptions) -> RunReport:
     agreement_check, rate = agreement(split_logits, ref_logits, options.branches, reference.trained)
     branch_reports = tuple(
         BranchReport(
-            index=i, share=spec_b.share, feature_size=spec_b.feature_size, params=spec_b.params, flops=spec_b.flops,
+            index=i,
+            share=spec_b.share,
+            feature_size=spec_b.feature_size,
+            params=spec_b.params,
+            flops=spec_b.flops,
             board=placement.branches[i],
             address=f"{sessions[placement.branches[i]].address[0]}:{sessions[placement.branches[i]].address[1]}",
-            compute_ms=compute[i] * 1000.0, call=LatencyStats.of([c[i] for c in call_s]),
+            compute_ms=compute[i] * 1000.0,
+            call=LatencyStats.of([c[i] for c in call_s]),
         )
         for i, spec_b in enumerate(split.plan.branches)
     )
     e2e = LatencyStats.of(totals)
     return RunReport(
-        model=options.model, params_source=reference.source, n=options.branches, multiple=options.multiple,
-        inventory=inventory.description, emulated=True, target=describe(inventory.boards[0].target),
-        images=image_source, branches=branch_reports, head_ms=float(np.median(head_s)) * 1000.0,
-        end_to_end=e2e, throughput_fps=1000.0 / e2e.mean_ms if e2e.frames else 0.0,
-        checks=(fidelity_check, agreement_check), fidelity_max_abs_diff=diff, agreement_rate=rate,
-        reference_flops=split.plan.reference_flops, stage_seconds=dict(watch.seconds),
-        cache_hits=sum(a.cached for a in [*artifacts, head_artifact]), compiled_parts=len(artifacts) + 1,
+        model=options.model,
+        params_source=reference.source,
+        n=options.branches,
+        multiple=options.multiple,
+        inventory=inventory.description,
+        emulated=True,
+        target=describe(inventory.boards[0].target),
+        images=image_source,
+        branches=branch_reports,
+        head_ms=float(np.median(head_s)) * 1000.0,
+        end_to_end=e2e,
+        throughput_fps=1000.0 / e2e.mean_ms if e2e.frames else 0.0,
+        checks=(fidelity_check, agreement_check),
+        fidelity_max_abs_diff=diff,
+        agreement_rate=rate,
+        reference_flops=split.plan.reference_flops,
+        stage_seconds=dict(watch.seconds),
+        cache_hits=sum(a.cached for a in [*artifacts, head_artifact]),
+        compiled_parts=len(artifacts) + 1,
     )
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
 from splitnet.framework.verify import FAIL, PASS, Check
 
 COLUMNS = {
@@ -106,13 +105,29 @@ def render(report: RunReport, console: Console) -> None:
     if report.emulated:
         console.print("[yellow]boards are emulated by local TVM RPC servers on this machine (one core each)[/]")
     branches = Table(title="Branches", title_justify="left")
-    for column in ("branch", "share", "features", "params (M)", "GFLOPs", "board", "address",
-                   "compute ms", "call ms p50"):
+    for column in (
+        "branch",
+        "share",
+        "features",
+        "params (M)",
+        "GFLOPs",
+        "board",
+        "address",
+        "compute ms",
+        "call ms p50",
+    ):
         branches.add_column(column, justify="left" if column in ("board", "address") else "right")
     for b in report.branches:
         branches.add_row(
-            str(b.index), f"{b.share:.3f}", str(b.feature_size), f"{b.params / 1e6:.2f}", f"{b.flops / 1e9:.3f}",
-            b.board, b.address, f"{b.compute_ms:.2f}", f"{b.call.p50_ms:.2f}",
+            str(b.index),
+            f"{b.share:.3f}",
+            str(b.feature_size),
+            f"{b.params / 1e6:.2f}",
+            f"{b.flops / 1e9:.3f}",
+            b.board,
+            b.address,
+            f"{b.compute_ms:.2f}",
+            f"{b.call.p50_ms:.2f}",
         )
     branches.add_row("head", "", "", "", "", "host", "in-process", f"{report.head_ms:.2f}", "")
     console.print(branches)
@@ -121,8 +136,9 @@ def render(report: RunReport, console: Console) -> None:
     latency = Table(title=f"End to end ({e2e.frames} frames after warm-up)", title_justify="left")
     for column in ("mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "throughput (frames/s)"):
         latency.add_column(column, justify="right")
-    latency.add_row(*(f"{v:.2f}" for v in (e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms,
-                                           report.throughput_fps)))
+    latency.add_row(
+        *(f"{v:.2f}" for v in (e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms, report.throughput_fps))
+    )
     console.print(latency)
 
     checks = Table(title="Checks", title_justify="left")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import mxnet as mx
 import numpy as np
-
 from splitnet.partitioners.graph import DATA, ModelGraph
 from splitnet.partitioners.op_rules import rule_for
 from splitnet.partitioners.plan import SplitPlan

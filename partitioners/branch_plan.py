@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
-
 from splitnet.framework.errors import SplitnetError
 from splitnet.partitioners.channels import DEFAULT_MULTIPLE, normalise_shares
 from splitnet.partitioners.graph import DATA, ModelGraph

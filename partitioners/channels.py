@@ -10,7 +10,6 @@ layer's width, so layers joined by a residual add always agree.
 from __future__ import annotations
 
 import numpy as np
-
 from splitnet.framework.errors import SplitnetError
 
 MAX_BRANCHES = 8

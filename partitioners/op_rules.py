@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-
 from splitnet.framework.errors import SplitnetError
 from splitnet.partitioners.channels import allocate
 from splitnet.partitioners.graph import ModelGraph, parse_int_tuple
@@ -98,8 +97,7 @@ def _add_propagate(graph, node, ins, shares, multiple):
         )
         if not same:
             raise SplitnetError(
-                f"the inputs of {node} carry different branch channels, so branches would need "
-                "each other's data",
+                f"the inputs of {node} carry different branch channels, so branches would need each other's data",
                 "give the layers joined by this add equal widths",
             )
     return first

@@ -41,9 +41,7 @@ def get_partitioner(name: str) -> Partitioner:
     try:
         return _PARTITIONERS[name]
     except KeyError:
-        raise SplitnetError(
-            f"unknown partitioner {name!r}", f"use one of: {', '.join(list_partitioners())}"
-        ) from None
+        raise SplitnetError(f"unknown partitioner {name!r}", f"use one of: {', '.join(list_partitioners())}") from None
 
 
 def partitioner_for(family: str) -> Partitioner:

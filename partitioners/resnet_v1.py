@@ -19,8 +19,10 @@ def find_head(graph: ModelGraph) -> tuple[str, list[str]]:
     """(feature tensor, head ops) for a CNN whose head is global pooling then dense layers."""
     dense = [op for op in graph.ops() if graph.op(op) == "FullyConnected"]
     if not dense:
-        raise SplitnetError("the model has no dense (FullyConnected) layer to use as the merge head",
-                            "branch splitting needs a classifier head")
+        raise SplitnetError(
+            "the model has no dense (FullyConnected) layer to use as the merge head",
+            "branch splitting needs a classifier head",
+        )
     first = dense[0]
     feature = graph.data_inputs(first)[0]
     pooled = feature
@@ -32,7 +34,7 @@ def find_head(graph: ModelGraph) -> tuple[str, list[str]]:
             "use a partitioner for models without global pooling",
         )
     order = graph.ops()
-    head = order[order.index(first):]
+    head = order[order.index(first) :]
     return feature, head
 
 
@@ -44,6 +46,12 @@ class ResNetV1Partitioner:
     def plan(self, graph: ModelGraph, *, model: str, n: int, widths, multiple: int) -> SplitPlan:
         feature, head = find_head(graph)
         return build_plan(
-            graph, model=model, partitioner=self.name, feature_tensor=feature, head_ops=head,
-            n=n, widths=widths, multiple=multiple,
+            graph,
+            model=model,
+            partitioner=self.name,
+            feature_tensor=feature,
+            head_ops=head,
+            n=n,
+            widths=widths,
+            multiple=multiple,
         )

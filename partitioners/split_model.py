@@ -14,7 +14,6 @@ from functools import cached_property
 
 import mxnet as mx
 import numpy as np
-
 from splitnet.partitioners.plan import SplitPlan
 
 

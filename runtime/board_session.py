@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
-from tvm import relax, rpc
-from tvm.rpc import base
-
 from splitnet.framework.compile import CompiledArtifact
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.inventory import Board
+from tvm import relax, rpc
+from tvm.rpc import base
 
 SESSION_TIMEOUT_S = 0  # the server keeps a session while we hold it; the runtime closes it
 REQUEST_TIMEOUT_S = 60.0
@@ -38,8 +37,9 @@ def request_session(
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise SplitnetError(f"cannot reach the RPC tracker at {host}:{port} ({exc.strerror or exc})",
-                            query_hint(host, port)) from None
+        raise SplitnetError(
+            f"cannot reach the RPC tracker at {host}:{port} ({exc.strerror or exc})", query_hint(host, port)
+        ) from None
     try:
         sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
         if struct.unpack("<i", base.recvall(sock, 4))[0] != base.RPC_TRACKER_MAGIC:
@@ -47,8 +47,9 @@ def request_session(
         base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", 1])
         value = base.recvjson(sock)
     except TimeoutError:
-        raise SplitnetError(f"no free board with key {key!r} at the tracker {host}:{port} after {timeout:.0f} s",
-                            query_hint(host, port)) from None
+        raise SplitnetError(
+            f"no free board with key {key!r} at the tracker {host}:{port} after {timeout:.0f} s", query_hint(host, port)
+        ) from None
     finally:
         sock.close()
     if value[0] != base.TrackerCode.SUCCESS:
@@ -113,7 +114,10 @@ class RemoteModule:
 
 
 def acquire(
-    host: str, port: int, wanted: list[Board], names_by_address: dict[tuple[str, int], str],
+    host: str,
+    port: int,
+    wanted: list[Board],
+    names_by_address: dict[tuple[str, int], str],
     timeout: float = REQUEST_TIMEOUT_S,
 ) -> dict[str, BoardSession]:
     """Sessions on exactly the ``wanted`` boards (by name), matched by server address.
@@ -133,13 +137,15 @@ def acquire(
                 attempts += 1
                 if attempts > 4 * len(names_by_address) + 2 * len(want):
                     missing = [b.name for b in want if b.name not in held]
-                    raise SplitnetError(f"boards {', '.join(missing)} never answered a session request",
-                                        query_hint(host, port))
+                    raise SplitnetError(
+                        f"boards {', '.join(missing)} never answered a session request", query_hint(host, port)
+                    )
                 address, session = request_session(host, port, key, timeout)
                 name = names_by_address.get(address)
                 if name is None:
-                    name = next((b.name for b in want if b.name not in held
-                                 and b.name not in names_by_address.values()), None)
+                    name = next(
+                        (b.name for b in want if b.name not in held and b.name not in names_by_address.values()), None
+                    )
                 if name in by_name and name not in held:
                     held[name] = BoardSession(board=by_name[name], address=address, session=session)
                 else:

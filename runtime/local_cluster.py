@@ -23,10 +23,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tvm import rpc
-
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.inventory import LOOPBACK, Board
+from tvm import rpc
 
 START_TIMEOUT_S = 60.0
 OWNER_ENV = "SPLITNET_OWNER"  # set on every process we start; its children inherit it
@@ -102,10 +101,8 @@ class LocalCluster:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         for proc in self._procs:
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(deadline - time.monotonic(), 0.05))
-            except subprocess.TimeoutExpired:
-                pass
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # the group: popen_worker children too
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -158,14 +155,25 @@ class LocalCluster:
                 self.tracker_port = port
                 return
             time.sleep(0.1)
-        raise SplitnetError(f"the local RPC tracker on port {port} did not answer in {START_TIMEOUT_S:.0f} s",
-                            "check that python -m tvm.exec.rpc_tracker runs on this machine")
+        raise SplitnetError(
+            f"the local RPC tracker on port {port} did not answer in {START_TIMEOUT_S:.0f} s",
+            "check that python -m tvm.exec.rpc_tracker runs on this machine",
+        )
 
     def _start_server(self, board: Board, core: int | None) -> None:
         port = free_port(self.host)
         args = [
-            "tvm.exec.rpc_server", "--host", self.host, "--port", str(port), "--port-end", str(port + 1),
-            "--tracker", f"{self.host}:{self.tracker_port}", "--key", board.key,
+            "tvm.exec.rpc_server",
+            "--host",
+            self.host,
+            "--port",
+            str(port),
+            "--port-end",
+            str(port + 1),
+            "--tracker",
+            f"{self.host}:{self.tracker_port}",
+            "--key",
+            board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
         proc = self._spawn(args, f"{board.name}.log", env=env, core=core)

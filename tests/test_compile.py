@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from conftest import ATOL_FP32, random_input
-
 from splitnet.framework.compile import LocalModule, compile_part
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.targets import host_target

@@ -7,7 +7,6 @@ import functools
 import numpy as np
 import pytest
 from conftest import ATOL_N1, random_input
-
 from splitnet.framework.errors import SplitnetError
 from splitnet.partitioners import (
     SplitPlan,

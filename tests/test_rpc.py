@@ -7,8 +7,6 @@ import time
 import numpy as np
 import pytest
 from conftest import ATOL_FP32, random_input, rpc_processes
-from tvm import rpc
-
 from splitnet.framework.compile import LocalModule, compile_part
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.targets import host_target
@@ -22,6 +20,7 @@ from splitnet.runtime import (
     place_round_robin,
     request_session,
 )
+from tvm import rpc
 
 pytestmark = pytest.mark.boards
 

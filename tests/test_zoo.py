@@ -5,7 +5,6 @@ import json
 import mxnet as mx
 import numpy as np
 import pytest
-
 from splitnet.framework.errors import SplitnetError
 from splitnet.zoo import get_model, get_model_spec, list_models, load_reference
 

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-
 from splitnet.framework.console import notice
 from splitnet.framework.errors import SplitnetError
 from splitnet.zoo.registry import ModelSpec, get_model_spec

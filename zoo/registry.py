@@ -47,6 +47,4 @@ def get_model_spec(name: str) -> ModelSpec:
     try:
         return _MODELS[name]
     except KeyError:
-        raise SplitnetError(
-            f"unknown model {name!r}", f"use one of: {', '.join(list_models())}"
-        ) from None
+        raise SplitnetError(f"unknown model {name!r}", f"use one of: {', '.join(list_models())}") from None

@@ -8,7 +8,6 @@ run the real code path in milliseconds.
 from __future__ import annotations
 
 from mxnet.gluon.model_zoo import vision
-
 from splitnet.zoo.registry import ModelSpec, register_model
 
 FAMILY = "resnet_v1"
@@ -19,9 +18,7 @@ def _resnet18_v1(classes: int):
 
 
 def _resnet_tiny(classes: int):
-    return vision.ResNetV1(
-        vision.BasicBlockV1, [1, 1, 1, 1], [16, 16, 32, 64, 128], classes=classes, thumbnail=True
-    )
+    return vision.ResNetV1(vision.BasicBlockV1, [1, 1, 1, 1], [16, 16, 32, 64, 128], classes=classes, thumbnail=True)
 
 
 register_model(
