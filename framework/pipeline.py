@@ -13,7 +13,14 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from splitnet.framework.compile import CompiledArtifact, LocalModule, compile_part
 from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
@@ -46,6 +53,8 @@ def _progress() -> Progress:
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=console,
         transient=False,
     )
@@ -112,7 +121,7 @@ def run(options: RunOptions) -> RunReport:
                         modules.append(sessions[placement.branches[i]].load(artifact))
                         progress.advance(upload)
                 runner = DistributedSplit(modules, head)
-                result = _run_frames(runner, frame_list, options, progress, watch)
+                timed = _run_frames(runner, frame_list, options, progress, watch)
                 compute = [
                     float(np.median(m.compute_times(frame_list[0].tensor, repeat=options.compute_repeat)))
                     for m in modules
@@ -122,8 +131,7 @@ def run(options: RunOptions) -> RunReport:
                     runner.close()
                 for board_session in sessions.values():
                     board_session.close()
-    distributed, call_s, totals, head_s = result
-    fidelity_check, diff = fidelity(distributed, split_logits)
+    fidelity_check, diff = fidelity(timed.logits, split_logits)
     agreement_check, rate = agreement(split_logits, ref_logits, options.branches, reference.trained)
     branch_reports = tuple(
         BranchReport(
@@ -133,13 +141,13 @@ def run(options: RunOptions) -> RunReport:
             params=spec_b.params,
             flops=spec_b.flops,
             board=placement.branches[i],
-            address=f"{sessions[placement.branches[i]].address[0]}:{sessions[placement.branches[i]].address[1]}",
+            address=sessions[placement.branches[i]].address_text,
             compute_ms=compute[i] * 1000.0,
-            call=LatencyStats.of([c[i] for c in call_s]),
+            call=LatencyStats.of([c[i] for c in timed.branch_call_s]),
         )
         for i, spec_b in enumerate(split.plan.branches)
     )
-    e2e = LatencyStats.of(totals)
+    e2e = LatencyStats.of(timed.total_s)
     return RunReport(
         model=options.model,
         params_source=reference.source,
@@ -150,7 +158,7 @@ def run(options: RunOptions) -> RunReport:
         target=describe(inventory.boards[0].target),
         images=image_source,
         branches=branch_reports,
-        head_ms=float(np.median(head_s)) * 1000.0,
+        head_ms=float(np.median(timed.head_s)) * 1000.0,
         end_to_end=e2e,
         throughput_fps=1000.0 / e2e.mean_ms if e2e.frames else 0.0,
         checks=(fidelity_check, agreement_check),
@@ -163,6 +171,14 @@ def run(options: RunOptions) -> RunReport:
     )
 
 
+@dataclass(frozen=True)
+class TimedRuns:
+    logits: np.ndarray  # one verified pass over every frame, in frame order
+    branch_call_s: list[tuple[float, ...]]
+    total_s: list[float]
+    head_s: list[float]
+
+
 def _run_frames(runner: DistributedSplit, frames: list[Frame], options: RunOptions, progress: Progress, watch):
     """One verified pass over every frame, then warm-up and timed frames (cycling)."""
     task = progress.add_task("frames", total=len(frames) + options.warmup + options.runs)
@@ -171,13 +187,13 @@ def _run_frames(runner: DistributedSplit, frames: list[Frame], options: RunOptio
         for frame in frames:
             distributed.append(runner(frame.tensor).logits)
             progress.advance(task)
-    call_s, totals, head_s = [], [], []
+    timed = TimedRuns(np.concatenate(distributed), [], [], [])
     with watch.stage("timed frames"):
         for i in range(options.warmup + options.runs):
             result = runner(frames[i % len(frames)].tensor)
             if i >= options.warmup:
-                call_s.append(result.branch_call_s)
-                totals.append(result.total_s)
-                head_s.append(result.head_s)
+                timed.branch_call_s.append(result.branch_call_s)
+                timed.total_s.append(result.total_s)
+                timed.head_s.append(result.head_s)
             progress.advance(task)
-    return np.concatenate(distributed), call_s, totals, head_s
+    return timed

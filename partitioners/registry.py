@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Protocol
 
 from splitnet.framework.errors import SplitnetError
+from splitnet.framework.registry import Registry
 from splitnet.partitioners.graph import ModelGraph
 from splitnet.partitioners.plan import SplitPlan
 
@@ -21,34 +21,29 @@ class Partitioner(Protocol):
     ) -> SplitPlan: ...
 
 
-_PARTITIONERS: dict[str, Partitioner] = {}
+_PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
 
 
 def register_partitioner(cls: type) -> type:
     """Class decorator: registers one instance under ``cls.name``."""
     instance = cls()
-    if instance.name in _PARTITIONERS:
-        warnings.warn(f"partitioner {instance.name!r} registered twice; the later one wins", stacklevel=2)
-    _PARTITIONERS[instance.name] = instance
+    _PARTITIONERS.add(instance.name, instance)
     return cls
 
 
 def list_partitioners() -> list[str]:
-    return sorted(_PARTITIONERS)
+    return _PARTITIONERS.names()
 
 
 def get_partitioner(name: str) -> Partitioner:
-    try:
-        return _PARTITIONERS[name]
-    except KeyError:
-        raise SplitnetError(f"unknown partitioner {name!r}", f"use one of: {', '.join(list_partitioners())}") from None
+    return _PARTITIONERS.get(name)
 
 
 def partitioner_for(family: str) -> Partitioner:
     """The partitioner that claims a model family."""
-    for name in list_partitioners():
-        if family in _PARTITIONERS[name].families:
-            return _PARTITIONERS[name]
+    for _, partitioner in _PARTITIONERS.items():
+        if family in partitioner.families:
+            return partitioner
     raise SplitnetError(
         f"no partitioner handles model family {family!r}",
         f"register one with @register_partitioner (known: {', '.join(list_partitioners())})",

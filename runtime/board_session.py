@@ -68,6 +68,10 @@ class BoardSession:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _modules: list[RemoteModule] = field(default_factory=list)
 
+    @property
+    def address_text(self) -> str:
+        return f"{self.address[0]}:{self.address[1]}"
+
     def load(self, artifact: CompiledArtifact) -> RemoteModule:
         """Upload the artifact's library and load it as a Relax VM on the board."""
         remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"

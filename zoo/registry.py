@@ -1,16 +1,16 @@
 """The model registry: a model is a short factory registered by name (as in timm).
 
 Registration happens when the family module is imported (``splitnet.zoo`` imports them all).
-A duplicate name warns and replaces; an unknown name raises with the list of known ones.
+A duplicate name warns and replaces; an unknown name raises with the list of known ones
+(see :class:`splitnet.framework.registry.Registry`).
 """
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from splitnet.framework.errors import SplitnetError
+from splitnet.framework.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -29,22 +29,16 @@ class ModelSpec:
     description: str = ""
 
 
-_MODELS: dict[str, ModelSpec] = {}
+_MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    if spec.name in _MODELS:
-        warnings.warn(f"model {spec.name!r} registered twice; the later one wins", stacklevel=2)
-    _MODELS[spec.name] = spec
-    return spec
+    return _MODELS.add(spec.name, spec)
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return _MODELS.names()
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise SplitnetError(f"unknown model {name!r}", f"use one of: {', '.join(list_models())}") from None
+    return _MODELS.get(name)
