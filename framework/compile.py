@@ -134,6 +134,11 @@ def compile_part(
     )
 
 
+def to_tensors(inputs, dev) -> list:
+    """numpy inputs as float32 TVM tensors on ``dev`` (local or remote)."""
+    return [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), dev) for x in inputs]
+
+
 class LocalModule:
     """A compiled artifact loaded in this process (the merge head runs this way)."""
 
@@ -144,5 +149,4 @@ class LocalModule:
         self._vm = relax.VirtualMachine(self._lib, self._dev)
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        args = [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self._dev) for x in inputs]
-        return self._vm["main"](*args).numpy()
+        return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import mxnet as mx
 import numpy as np
 from splitnet.partitioners.graph import DATA, ModelGraph
-from splitnet.partitioners.op_rules import rule_for
+from splitnet.partitioners.op_rules import flat_indices, rule_for
 from splitnet.partitioners.plan import SplitPlan
 from splitnet.partitioners.split_model import Part, SplitModel
 
@@ -67,9 +67,7 @@ def _feature_order(graph: ModelGraph, plan: SplitPlan) -> np.ndarray:
     shape = graph.shape(plan.feature_tensor)
     if assign is None:
         return np.tile(np.arange(int(np.prod(shape[1:]))), plan.n)
-    spatial = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    columns = [(idx[:, None] * spatial + np.arange(spatial)[None, :]).reshape(-1) for idx in assign]
-    return np.concatenate(columns)
+    return np.concatenate([flat_indices(idx, shape) for idx in assign])
 
 
 def build_head(graph: ModelGraph, plan: SplitPlan) -> Part:

@@ -116,12 +116,17 @@ def _concat_propagate(graph, node, ins, shares, multiple):
     return [np.concatenate(parts) for parts in out]
 
 
+def flat_indices(channels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Positions of ``channels`` after flattening a (N, C, H, W) tensor: c -> c*H*W .. c*H*W+H*W-1."""
+    spatial = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return (channels[:, None] * spatial + np.arange(spatial)[None, :]).reshape(-1)
+
+
 def _flatten_propagate(graph, node, ins, shares, multiple):
     shape = graph.shape(graph.data_inputs(node)[0])
-    spatial = int(np.prod(shape[2:])) if len(shape) > 2 else 1
-    if ins[0] is None or spatial == 1:
-        return ins[0]
-    return [(idx[:, None] * spatial + np.arange(spatial)[None, :]).reshape(-1) for idx in ins[0]]
+    if ins[0] is None:
+        return None
+    return [flat_indices(idx, shape) for idx in ins[0]]
 
 
 _ELEMENTWISE = OpRule(_same, _no_params)

@@ -15,8 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-import tvm
-from splitnet.framework.compile import CompiledArtifact
+from splitnet.framework.compile import CompiledArtifact, to_tensors
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.inventory import Board
 from tvm import relax, rpc
@@ -101,13 +100,12 @@ class RemoteModule:
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         with self.owner.lock:
-            args = [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self._dev) for x in inputs]
-            return self._vm["main"](*args).numpy()
+            return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()
 
     def compute_times(self, *inputs: np.ndarray, repeat: int = 5) -> list[float]:
         """Seconds per call measured on the board itself (no RPC or transfer in it)."""
         with self.owner.lock:
-            args = [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), self._dev) for x in inputs]
+            args = to_tensors(inputs, self._dev)
             self._vm.set_input("main", *args)
             timer = self._vm.time_evaluator("invoke_stateful", self._dev, number=1, repeat=repeat)
             return [float(r) for r in timer("main").results]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import json
 
+import mxnet as mx
 import numpy as np
 import pytest
 from conftest import ATOL_N1, random_input
@@ -44,7 +46,7 @@ def test_partition_invariants(model, n):
     plan = rule.plan(graph, model=model, n=n, widths=None, multiple=_multiple(graph, n))
     split = apply_plan(graph, plan)
     x = random_input(reference.spec.input_shape)
-    expected = reference.block(__import__("mxnet").nd.array(x)).asnumpy()
+    expected = reference.block(mx.nd.array(x)).asnumpy()
 
     # shapes: every branch takes the full input and ends in a feature vector; widths add up
     features = split.features(x)
@@ -76,7 +78,7 @@ def test_partition_invariants(model, n):
 
 def test_plan_round_trips_through_json(tiny_graph):
     plan = get_partitioner("resnet_v1").plan(tiny_graph, model="resnet_tiny", n=2, widths=(3, 1), multiple=4)
-    again = SplitPlan.from_dict(__import__("json").loads(plan.to_json()))
+    again = SplitPlan.from_dict(json.loads(plan.to_json()))
     assert again == plan and again.digest() == plan.digest()
 
 
