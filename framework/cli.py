@@ -1,7 +1,12 @@
 """``splitrun``: the command line.
 
-User errors (:class:`SplitnetError`) print one line, ``error: ... (fix: ...)``, and exit 2;
-a failed check exits 1; Ctrl-C and SIGTERM stop every local board and exit 130 / 143.
+``splitrun [run] [options]`` runs the split model (``run`` is the default command);
+``splitrun boards`` shows the inventory's boards as the tracker sees them. Commands register
+by name, so later stages (tuning, training) add theirs the same way.
+
+User errors (:class:`SplitnetError`) print one line each, ``error: ... (fix: ...)``, and exit
+2; a failed check (or a missing board) exits 1; Ctrl-C and SIGTERM stop every local board
+and exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ import argparse
 import signal
 import sys
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from splitnet.framework.errors import SplitnetError
+from splitnet.framework.registry import Registry
 
 from splitnet import __version__
 
@@ -20,11 +28,27 @@ EXIT_CHECK_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
+DEFAULT_COMMAND = "run"
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
         raise SplitnetError(message, f"see {self.prog} --help")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    execute: Callable[[argparse.Namespace], int]
+
+
+_COMMANDS: Registry[Command] = Registry("command")
+
+
+def register_command(command: Command) -> Command:
+    return _COMMANDS.add(command.name, command)
 
 
 def _widths(text: str) -> tuple[float, ...]:
@@ -36,19 +60,31 @@ def _widths(text: str) -> tuple[float, ...]:
         ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES
+def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--inventory`` and ``--wait``, shared by every command that uses boards."""
+    from splitnet.runtime.fleet import DEFAULT_WAIT_S
+    from splitnet.runtime.inventory_file import builtin_inventories
 
-    parser = _ArgumentParser(
-        prog="splitrun",
-        description=(
-            "Split a model into N narrow branches plus a merge head, compile each branch with TVM, "
-            "run the branches in parallel on boards registered with a TVM RPC tracker, and check the "
-            "result against the reference. With no inventory, N PYNQ boards are emulated by local "
-            "RPC servers on this machine."
-        ),
+    parser.add_argument(
+        "--inventory",
+        default=None,
+        metavar="YAML",
+        help="board inventory: a YAML file or a built-in name "
+        f"({', '.join(builtin_inventories())}; default two-pynq: two PYNQ boards emulated locally)",
     )
-    parser.add_argument("--version", action="version", version=f"splitnet {__version__}")
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_S,
+        metavar="SECONDS",
+        help=f"how long to wait for boards to register with the tracker (default {DEFAULT_WAIT_S:.0f})",
+    )
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES
+    from splitnet.runtime.placement import list_strategies
+
     parser.add_argument(
         "--branches", "-n", type=int, default=2, help=f"number of branches N, 1..{MAX_BRANCHES} (default 2)"
     )
@@ -57,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--widths",
         type=_widths,
         default=None,
-        help="width share per branch, comma-separated, e.g. 0.75,0.25 (default: equal)",
+        help="width share per branch, comma-separated, e.g. 0.75,0.25 (default: equal; round-robin placement only)",
     )
     parser.add_argument(
         "--multiple",
@@ -66,29 +102,101 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"round branch channel counts to this multiple (default {DEFAULT_MULTIPLE}; 16 matches VTA's GEMM block)",
     )
     parser.add_argument(
+        "--placement",
+        choices=list_strategies(),
+        default=None,
+        help="how branches go to boards: round-robin (equal or --widths), balanced (widths from board speeds), "
+        "profile (balanced on measured speeds). Default: the inventory's choice, else round-robin",
+    )
+    add_inventory_arguments(parser)
+    parser.add_argument(
         "--images", type=Path, default=None, help="directory of images to run (default: a built-in pillow-drawn set)"
     )
     parser.add_argument("--runs", type=int, default=20, help="timed frames after warm-up (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up frames (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed for the init when no trained params ship")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
-    parser.add_argument(
-        "--inventory",
-        type=Path,
-        default=None,
-        metavar="YAML",
-        help="board inventory file (not supported yet: boards are emulated locally)",
-    )
-    return parser
 
 
-def _check_options(args: argparse.Namespace) -> None:
-    if args.inventory is not None:
-        raise SplitnetError("--inventory is not supported yet", "omit it to run on locally emulated PYNQ boards")
+def _run(args: argparse.Namespace) -> int:
     if args.runs < 1:
         raise SplitnetError(f"--runs must be at least 1, got {args.runs}", "pass --runs 20")
     if args.warmup < 0:
         raise SplitnetError(f"--warmup must not be negative, got {args.warmup}", "pass --warmup 3")
+    from rich.console import Console
+    from splitnet.framework.console import console
+    from splitnet.framework.pipeline import RunOptions, run
+    from splitnet.framework.report import render
+
+    report = run(
+        RunOptions(
+            model=args.model,
+            branches=args.branches,
+            widths=args.widths,
+            multiple=args.multiple,
+            images=args.images,
+            runs=args.runs,
+            warmup=args.warmup,
+            seed=args.seed,
+            inventory=args.inventory,
+            placement=args.placement,
+            wait_s=args.wait,
+        )
+    )
+    render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 140))
+    if args.json is not None:
+        report.write_json(args.json)
+        console.print(f"report written to {args.json}")
+    return 0 if report.ok else EXIT_CHECK_FAILED
+
+
+def _boards(args: argparse.Namespace) -> int:
+    from splitnet.framework.boards_command import boards
+
+    return boards(args.inventory, args.wait, args.json)
+
+
+def _boards_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_arguments(parser)
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the table as JSON")
+
+
+register_command(
+    Command(
+        "run",
+        "split the model, compile, place on boards, run and check (the default command)",
+        _run_arguments,
+        _run,
+    )
+)
+register_command(
+    Command(
+        "boards",
+        "show the inventory's boards: registered and free on the tracker, and a measured probe speed",
+        _boards_arguments,
+        _boards,
+    )
+)
+
+
+def build_parser(name: str = DEFAULT_COMMAND) -> argparse.ArgumentParser:
+    command = _COMMANDS.get(name)
+    others = "; ".join(f"splitrun {n}: {c.summary}" for n, c in _COMMANDS.items() if n != name)
+    parser = ArgumentParser(
+        prog="splitrun" if name == DEFAULT_COMMAND else f"splitrun {name}",
+        description=(
+            "Split a model into N narrow branches plus a merge head, compile each branch with TVM, "
+            "run the branches in parallel on boards registered with a TVM RPC tracker, and check the "
+            "result against the reference. With no inventory, two PYNQ boards are emulated by local "
+            "RPC servers on this machine."
+            if name == DEFAULT_COMMAND
+            else command.summary
+        ),
+        epilog=f"other commands: {others}",
+    )
+    parser.add_argument("--version", action="version", version=f"splitnet {__version__}")
+    command.add_arguments(parser)
+    return parser
 
 
 def _terminate(signum, frame) -> None:
@@ -100,32 +208,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)  # SystemExit unwinds the with-blocks that stop boards
     from splitnet.framework.console import console
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    name = DEFAULT_COMMAND
+    if argv and argv[0] in _COMMANDS.names():
+        name, argv = argv[0], argv[1:]
     try:
-        args = build_parser().parse_args(argv)
-        _check_options(args)
-        from rich.console import Console
-        from splitnet.framework.pipeline import RunOptions, run
-        from splitnet.framework.report import render
-
-        report = run(
-            RunOptions(
-                model=args.model,
-                branches=args.branches,
-                widths=args.widths,
-                multiple=args.multiple,
-                images=args.images,
-                runs=args.runs,
-                warmup=args.warmup,
-                seed=args.seed,
-            )
-        )
-        render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 120))
-        if args.json is not None:
-            report.write_json(args.json)
-            console.print(f"report written to {args.json}")
-        return 0 if report.ok else EXIT_CHECK_FAILED
+        args = build_parser(name).parse_args(argv)
+        return _COMMANDS.get(name).execute(args)
     except SplitnetError as exc:
-        console.print(f"[bold red]error:[/] {exc.one_line()}", soft_wrap=True)
+        for line in exc.lines():
+            console.print(f"[bold red]error:[/] {line}", soft_wrap=True, highlight=False)
         return EXIT_USAGE
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: local boards stopped")

@@ -1,5 +1,9 @@
 """Compile one Part for one target: MXNet symbol -> ONNX -> Relax -> tvm.compile -> library.
 
+Boards whose CPU differs from the host's are cross-compiled: a ``.tar`` export holds object
+files (the board links them when it loads them) and needs no toolchain here; a ``.so`` is
+linked with Debian's cross g++ (``arm-linux-gnueabihf-g++``), which must be installed.
+
 Results are cached on disk by a content hash of the part (symbol and weights), the target,
 the export format, the tuning database (when one is given) and the tool versions, so a
 second run with the same inputs loads the library instead of recompiling.
@@ -11,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +26,12 @@ import tvm
 from splitnet.framework.cache import cache_root, content_key
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.quiet import quiet_native
-from splitnet.framework.targets import target_key, to_tvm
+from splitnet.framework.targets import EXPORT_FORMATS, cross_cxx, describe, target_key, to_tvm
 from splitnet.partitioners.split_model import Part
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
-COMPILER_VERSION = "1"  # bump when this module changes what it produces
-EXPORT_FORMATS = ("so", "tar")
+COMPILER_VERSION = "2"  # bump when this module changes what it produces
 
 
 @dataclass(frozen=True)
@@ -84,43 +88,76 @@ def artifact_key(part: Part, target: dict, fmt: str, database: Path | None) -> s
     )
 
 
-def _build(part: Part, target: dict, fmt: str, database: Path | None, entry: Path, library: str) -> None:
-    """Build into a staging folder, then rename it into place (never a half entry)."""
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{entry.name[:8]}-", dir=entry.parent))
-    try:
-        mod = to_relax(part, to_onnx(part, staging / f"{part.name}.onnx"))
-        tvm_target = to_tvm(target)
-        if database is not None:
-            mod = _apply_tuning(mod, tvm_target, database)
-        with quiet_native():
-            executable = tvm.compile(mod, target=tvm_target)
-            executable.export_library(str(staging / library))
-        (staging / f"{part.name}.onnx").unlink()
-        (staging / "meta.json").write_text(
-            json.dumps({"part": part.name, "target": target, "format": fmt, "tuned": database is not None})
+def _exporter(target: dict, fmt: str):
+    """``fcompile`` for export_library: None (host g++ or plain tar) or a cross g++ for a .so."""
+    cxx = cross_cxx(target)
+    if fmt == "tar" or cxx is None:
+        return None
+    if shutil.which(cxx) is None:
+        raise SplitnetError(
+            f"a .so for {describe(target)} needs the cross compiler {cxx}, which is not installed",
+            f"install it (apt install g++-{cxx.removesuffix('-g++')}) or export this board's code as tar",
         )
+    from tvm.support import cc
+
+    return cc.cross_compiler(cxx)
+
+
+def build_cached(
+    name: str,
+    key: str,
+    make_module: Callable[[Path], tvm.IRModule],
+    target: dict,
+    fmt: str,
+    cache_dir: Path | None = None,
+    meta: dict | None = None,
+) -> tuple[Path, bool]:
+    """The library for ``key`` in the cache, building it with ``make_module`` if missing.
+
+    Built into a staging folder, then renamed into place (never a half entry); returns the
+    library path and whether it came from the cache.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise SplitnetError(f"unknown export format {fmt!r}", f"use one of: {', '.join(EXPORT_FORMATS)}")
+    entry = (cache_dir or cache_root()) / key[:2] / key
+    library = entry / f"{name}.{fmt}"
+    if library.exists() and (entry / "meta.json").exists():
+        return library, True
+    fcompile = _exporter(target, fmt)
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=entry.parent))
+    try:
+        mod = make_module(staging)
+        with quiet_native():
+            executable = tvm.compile(mod, target=to_tvm(target))
+            executable.export_library(str(staging / library.name), fcompile=fcompile)
+        for leftover in staging.glob("*.onnx"):
+            leftover.unlink()
+        (staging / "meta.json").write_text(json.dumps({"name": name, "target": target, "format": fmt, **(meta or {})}))
         os.replace(staging, entry)
     except OSError:
-        if not (entry / library).exists():  # not a lost race with another process: a real failure
+        if not library.exists():  # not a lost race with another process: a real failure
             raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return library, False
 
 
 def compile_part(
     part: Part, target: dict, fmt: str = "so", database: Path | None = None, cache_dir: Path | None = None
 ) -> CompiledArtifact:
     """Compile (or fetch from the cache) the library for ``part`` on ``target``."""
-    if fmt not in EXPORT_FORMATS:
-        raise SplitnetError(f"unknown export format {fmt!r}", f"use one of: {', '.join(EXPORT_FORMATS)}")
+
+    def make_module(staging: Path) -> tvm.IRModule:
+        mod = to_relax(part, to_onnx(part, staging / f"{part.name}.onnx"))
+        if database is not None:
+            mod = _apply_tuning(mod, to_tvm(target), database)
+        return mod
+
     key = artifact_key(part, target, fmt, database)
-    entry = (cache_dir or cache_root()) / key[:2] / key
-    library = entry / f"{part.name}.{fmt}"
-    meta = entry / "meta.json"
-    cached = library.exists() and meta.exists()
-    if not cached:
-        _build(part, target, fmt, database, entry, library.name)
+    library, cached = build_cached(
+        part.name, key, make_module, target, fmt, cache_dir, meta={"tuned": database is not None}
+    )
     return CompiledArtifact(
         part=part.name,
         path=library,

@@ -25,12 +25,16 @@ from splitnet.framework.compile import CompiledArtifact, LocalModule, compile_pa
 from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
 from splitnet.framework.report import BranchReport, LatencyStats, RunReport
-from splitnet.framework.targets import describe, host_target
+from splitnet.framework.targets import host_target
 from splitnet.framework.verify import agreement, fidelity
-from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, partition
+from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, graph_from_block, partition
 from splitnet.partitioners.channels import normalise_shares
-from splitnet.runtime import DistributedSplit, Inventory, LocalCluster, acquire, default_inventory
-from splitnet.runtime.placement import Placement, place_round_robin, validated
+from splitnet.partitioners.cost import branch_cost_model
+from splitnet.runtime import BoardSession, DistributedSplit, Inventory
+from splitnet.runtime.fleet import DEFAULT_WAIT_S, Fleet
+from splitnet.runtime.inventory_file import resolve_inventory
+from splitnet.runtime.placement import Placement, check_strategy, needs_probe, place, validated
+from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
 from splitnet.zoo import get_model_spec, load_reference
 
 
@@ -45,6 +49,9 @@ class RunOptions:
     warmup: int = 3
     seed: int = 0
     compute_repeat: int = 5
+    inventory: Path | str | None = None  # None: the built-in two-PYNQ inventory
+    placement: str | None = None  # None: the inventory's choice, else round-robin
+    wait_s: float = DEFAULT_WAIT_S
 
 
 def _progress() -> Progress:
@@ -79,41 +86,61 @@ def _compile_all(split: SplitModel, placement: Placement, inventory: Inventory, 
     artifacts: list[CompiledArtifact] = []
     for i, branch in enumerate(split.branches):
         board = inventory.board(placement.branches[i])
-        artifacts.append(compile_part(branch, board.target, board.export_format))
+        artifacts.append(compile_part(branch, board.build_target, board.build_format))
         progress.advance(task)
     head = compile_part(split.head, host_target())
     progress.advance(task)
     return artifacts, head
 
 
+def _probe_all(sessions: dict[str, BoardSession], progress: Progress) -> list[ProbeResult]:
+    task = progress.add_task("probe boards", total=len(sessions))
+    results = []
+    for board_session in sessions.values():
+        results.append(probe(board_session))
+        progress.advance(task)
+    return results
+
+
 def run(options: RunOptions) -> RunReport:
     normalise_shares(options.branches, options.widths)  # bad N or widths fail before any work
     watch = Stopwatch()
-    with watch.stage("frames"):  # bad --model or --images fail before any heavy work
+    with watch.stage("inputs"):  # bad --model, --images or inventory fail before any heavy work
         spec = get_model_spec(options.model)
         frame_list, image_source = load_frames(options.images, spec.input_shape)
+        inventory = resolve_inventory(options.inventory)
+        strategy = check_strategy(options.placement or inventory.placement or "round-robin", options.widths)
     with watch.stage("partition"):
         reference = load_reference(options.model, seed=options.seed)
-        split = partition(reference, options.branches, options.widths, options.multiple)
-    inventory = default_inventory(options.branches)
-    placement = validated(place_round_robin(options.branches, inventory), options.branches, inventory)
+        graph = graph_from_block(reference.block, spec.input_shape)
+        cost = branch_cost_model(graph)
+        if not needs_probe(strategy):  # pure analysis: a bad placement fails before boards start
+            placement = place(strategy, options.branches, inventory, widths=options.widths, cost=cost)
 
-    with watch.stage("reference"):
-        ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
-        split_logits = np.concatenate([split(f.tensor) for f in frame_list])
-
+    fleet = Fleet(inventory, wait_s=options.wait_s)
     with _progress() as progress:
-        with watch.stage("compile"):
-            artifacts, head_artifact = _compile_all(split, placement, inventory, progress)
-            head = LocalModule(head_artifact)
-        cluster = LocalCluster(inventory.boards)
         with watch.stage("start boards"):
-            cluster.start()
-        with cluster:
-            used = [inventory.board(name) for name in placement.boards_used()]
-            sessions = acquire(cluster.host, cluster.tracker_port, used, cluster.address_of())
+            fleet.start()
+        with fleet:
+            sessions = fleet.sessions()
             runner = None
             try:
+                probes: list[ProbeResult] = []
+                if needs_probe(strategy):
+                    with watch.stage("probe"):
+                        probes = _probe_all(sessions, progress)
+                    placement = place(strategy, options.branches, inventory, speeds=relative_speeds(probes), cost=cost)
+                with watch.stage("partition"):
+                    split = partition(reference, options.branches, placement.shares, options.multiple, graph=graph)
+                    placement = validated(
+                        placement, options.branches, inventory, tuple(b.params for b in split.plan.branches)
+                    )
+                with watch.stage("reference"):
+                    ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
+                    split_logits = np.concatenate([split(f.tensor) for f in frame_list])
+                with watch.stage("compile"):
+                    artifacts, head_artifact = _compile_all(split, placement, inventory, progress)
+                    head = LocalModule(head_artifact)
                 upload = progress.add_task("upload", total=len(artifacts))
                 modules = []
                 with watch.stage("upload"):
@@ -133,31 +160,41 @@ def run(options: RunOptions) -> RunReport:
                     board_session.close()
     fidelity_check, diff = fidelity(timed.logits, split_logits)
     agreement_check, rate = agreement(split_logits, ref_logits, options.branches, reference.trained)
-    branch_reports = tuple(
-        BranchReport(
-            index=i,
-            share=spec_b.share,
-            feature_size=spec_b.feature_size,
-            params=spec_b.params,
-            flops=spec_b.flops,
-            board=placement.branches[i],
-            address=sessions[placement.branches[i]].address_text,
-            compute_ms=compute[i] * 1000.0,
-            call=LatencyStats.of([c[i] for c in timed.branch_call_s]),
+    input_bytes = int(np.prod(spec.input_shape)) * 4
+    branch_reports = []
+    for i, spec_b in enumerate(split.plan.branches):
+        board = inventory.board(placement.branches[i])
+        branch_reports.append(
+            BranchReport(
+                index=i,
+                share=spec_b.share,
+                feature_size=spec_b.feature_size,
+                params=spec_b.params,
+                flops=spec_b.flops,
+                board=board.name,
+                target=board.describe(),
+                address=sessions[board.name].address_text,
+                compute_ms=compute[i] * 1000.0,
+                call=LatencyStats.of([c[i] for c in timed.branch_call_s]),
+                link_ms=board.link.transfer_ms(input_bytes + spec_b.feature_size * 4) if board.link else None,
+            )
         )
-        for i, spec_b in enumerate(split.plan.branches)
-    )
     e2e = LatencyStats.of(timed.total_s)
     return RunReport(
         model=options.model,
         params_source=reference.source,
         n=options.branches,
         multiple=options.multiple,
-        inventory=inventory.description,
-        emulated=True,
-        target=describe(inventory.boards[0].target),
+        inventory=inventory.description or inventory.source,
+        inventory_source=inventory.source,
+        emulated=inventory.emulated,
+        target=", ".join(dict.fromkeys(b.target for b in branch_reports)),
+        placement=placement.strategy,
+        board_speeds=dict(placement.speeds),
+        probe_gflops={p.board: p.gflops for p in probes},
+        spares=placement.spares,
         images=image_source,
-        branches=branch_reports,
+        branches=tuple(branch_reports),
         head_ms=float(np.median(timed.head_s)) * 1000.0,
         end_to_end=e2e,
         throughput_fps=1000.0 / e2e.mean_ms if e2e.frames else 0.0,

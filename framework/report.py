@@ -15,12 +15,16 @@ from rich.table import Table
 from splitnet.framework.verify import FAIL, PASS, Check
 
 COLUMNS = {
+    "board": "the board the branch runs on (several branches on one board run one after another)",
     "share": "fraction of every layer's channels the branch owns",
     "features": "length of the feature vector the branch sends to the merge head",
     "params": "weights uploaded to the board (millions)",
     "GFLOPs": "branch compute per frame (conv and dense multiply-adds x 2)",
     "compute ms": "median time of one branch call measured on the board (no RPC, no transfer)",
     "call ms p50": "median wall time of the branch call seen from the host (compute + RPC + transfer)",
+    "transfer ms": "call ms p50 minus compute ms: RPC, serialisation and network time per call",
+    "link ms": "what the inventory's declared link predicts for the input and features (rtt + bytes / bandwidth)",
+    "speed": "relative board speed the placement used (declared, cores, or measured by the probe)",
 }
 
 
@@ -50,9 +54,15 @@ class BranchReport:
     params: int
     flops: int
     board: str
+    target: str
     address: str
     compute_ms: float
     call: LatencyStats
+    link_ms: float | None = None
+
+    @property
+    def transfer_ms(self) -> float:
+        return self.call.p50_ms - self.compute_ms
 
 
 @dataclass(frozen=True)
@@ -62,8 +72,13 @@ class RunReport:
     n: int
     multiple: int
     inventory: str
+    inventory_source: str
     emulated: bool
     target: str
+    placement: str
+    board_speeds: dict[str, float]
+    probe_gflops: dict[str, float]
+    spares: tuple[str, ...]
     images: str
     branches: tuple[BranchReport, ...]
     head_ms: float
@@ -81,9 +96,16 @@ class RunReport:
     def ok(self) -> bool:
         return all(c.status != FAIL for c in self.checks)
 
+    @property
+    def slowest_branch(self) -> BranchReport:
+        return max(self.branches, key=lambda b: b.compute_ms)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["ok"] = self.ok
+        for entry, branch in zip(data["branches"], self.branches, strict=True):
+            entry["transfer_ms"] = branch.transfer_ms
+        data["slowest_branch_compute_ms"] = self.slowest_branch.compute_ms
         data["columns"] = COLUMNS
         return data
 
@@ -97,26 +119,46 @@ def _status(status: str) -> str:
     return f"[{color}]{status}[/]"
 
 
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
 def render(report: RunReport, console: Console) -> None:
     console.print(
         f"[bold]{report.model}[/] split into [bold]{report.n}[/] branches on {report.inventory}"
-        f"\nweights: {report.params_source}; frames: {report.images}; board target: {report.target}"
+        f" ({report.inventory_source}), placement [bold]{report.placement}[/]"
+        f"\nweights: {report.params_source}; frames: {report.images}"
     )
     if report.emulated:
-        console.print("[yellow]boards are emulated by local TVM RPC servers on this machine (one core each)[/]")
+        console.print(
+            "[yellow]emulated boards: their branches run on local TVM RPC servers built for this host's CPU "
+            "(ARM code cannot run here)[/]"
+        )
+    boards = Table(title="Boards", title_justify="left")
+    for column in ("board", "target", "address", "speed", "branches"):
+        boards.add_column(column, justify="right" if column == "speed" else "left")
+    by_board: dict[str, list[BranchReport]] = {}
+    for b in report.branches:
+        by_board.setdefault(b.board, []).append(b)
+    for name, placed in by_board.items():
+        speed = report.board_speeds.get(name)
+        boards.add_row(
+            name,
+            placed[0].target,
+            placed[0].address,
+            "" if speed is None else f"{speed:.2f}",
+            ", ".join(str(b.index) for b in placed),
+        )
+    for name in report.spares:
+        speed = report.board_speeds.get(name)
+        boards.add_row(name, "", "", "" if speed is None else f"{speed:.2f}", "spare")
+    console.print(boards)
+
     branches = Table(title="Branches", title_justify="left")
-    for column in (
-        "branch",
-        "share",
-        "features",
-        "params (M)",
-        "GFLOPs",
-        "board",
-        "address",
-        "compute ms",
-        "call ms p50",
-    ):
-        branches.add_column(column, justify="left" if column in ("board", "address") else "right")
+    columns = ("branch", "share", "features", "params (M)", "GFLOPs", "board", "compute ms", "call ms p50")
+    columns += ("transfer ms", "link ms")
+    for column in columns:
+        branches.add_column(column, justify="left" if column == "board" else "right")
     for b in report.branches:
         branches.add_row(
             str(b.index),
@@ -125,12 +167,15 @@ def render(report: RunReport, console: Console) -> None:
             f"{b.params / 1e6:.2f}",
             f"{b.flops / 1e9:.3f}",
             b.board,
-            b.address,
             f"{b.compute_ms:.2f}",
             f"{b.call.p50_ms:.2f}",
+            f"{b.transfer_ms:.2f}",
+            _ms(b.link_ms),
         )
-    branches.add_row("head", "", "", "", "", "host", "in-process", f"{report.head_ms:.2f}", "")
+    branches.add_row("head", "", "", "", "", "host", f"{report.head_ms:.2f}", "", "", "")
     console.print(branches)
+    slowest = report.slowest_branch
+    console.print(f"slowest branch: {slowest.compute_ms:.2f} ms compute (branch {slowest.index} on {slowest.board})")
 
     e2e = report.end_to_end
     latency = Table(title=f"End to end ({e2e.frames} frames after warm-up)", title_justify="left")

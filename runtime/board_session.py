@@ -29,10 +29,8 @@ def query_hint(host: str, port: int) -> str:
     return f"run python -m tvm.exec.query_rpc_tracker --host {host} --port {port}"
 
 
-def request_session(
-    host: str, port: int, key: str, timeout: float = REQUEST_TIMEOUT_S
-) -> tuple[tuple[str, int], rpc.RPCSession]:
-    """One session on any free server under ``key``; returns (server address, session)."""
+def _tracker_socket(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected socket that has passed the tracker handshake (so it is a TVM tracker)."""
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
@@ -42,7 +40,39 @@ def request_session(
     try:
         sock.sendall(struct.pack("<i", base.RPC_TRACKER_MAGIC))
         if struct.unpack("<i", base.recvall(sock, 4))[0] != base.RPC_TRACKER_MAGIC:
-            raise SplitnetError(f"{host}:{port} is not a TVM RPC tracker", "check --tracker host and port")
+            raise SplitnetError(f"{host}:{port} is not a TVM RPC tracker", "check the tracker host and port")
+    except (OSError, RuntimeError):  # a timeout, a reset, or a peer that closed mid-handshake
+        sock.close()
+        raise SplitnetError(
+            f"{host}:{port} did not answer as a TVM RPC tracker within {timeout:.0f} s", query_hint(host, port)
+        ) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def tracker_summary(host: str, port: int, timeout: float = 5.0) -> dict:
+    """The tracker's summary (``queue_info``, ``server_info``); never blocks past ``timeout``."""
+    sock = _tracker_socket(host, port, timeout)
+    try:
+        base.sendjson(sock, [base.TrackerCode.SUMMARY])
+        value = base.recvjson(sock)
+    except (OSError, RuntimeError):
+        raise SplitnetError(f"the RPC tracker at {host}:{port} did not answer", query_hint(host, port)) from None
+    finally:
+        sock.close()
+    if value[0] != base.TrackerCode.SUCCESS:
+        raise SplitnetError(f"the RPC tracker at {host}:{port} refused a summary: {value}", query_hint(host, port))
+    return value[1]
+
+
+def request_session(
+    host: str, port: int, key: str, timeout: float = REQUEST_TIMEOUT_S
+) -> tuple[tuple[str, int], rpc.RPCSession]:
+    """One session on any free server under ``key``; returns (server address, session)."""
+    sock = _tracker_socket(host, port, timeout)
+    try:
         base.sendjson(sock, [base.TrackerCode.REQUEST, key, "", 1])
         value = base.recvjson(sock)
     except TimeoutError:
@@ -97,10 +127,11 @@ class RemoteModule:
         self.artifact = artifact
         self._dev = owner.session.cpu(0)
         self._vm = relax.VirtualMachine(lib, self._dev)
+        self._main = self._vm["main"]  # looked up once: each lookup is an RPC round trip
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         with self.owner.lock:
-            return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()
+            return self._main(*to_tensors(inputs, self._dev)).numpy()
 
     def compute_times(self, *inputs: np.ndarray, repeat: int = 5) -> list[float]:
         """Seconds per call measured on the board itself (no RPC or transfer in it)."""
@@ -111,6 +142,7 @@ class RemoteModule:
             return [float(r) for r in timer("main").results]
 
     def release(self) -> None:
+        self._main = None
         self._vm = None
         self._dev = None
 

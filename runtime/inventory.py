@@ -1,18 +1,33 @@
 """Boards and the tracker they register with, as frozen dataclasses.
 
-The inventory issue loads these from YAML; the end-to-end path builds the default: N
-emulated PYNQ boards (key ``pynq``) started locally by splitrun, running code built for
-this host's CPU, since nothing here can execute the boards' ARM code.
+Inventories come from YAML (:mod:`inventory_file`); the built-in default is the classic
+configuration, two PYNQ-Z1 boards under key ``pynq``, emulated by local RPC servers. A local
+board whose target cannot run on this host (ARM on x86, say) is *emulated*: its branch is
+built for this host's CPU with the board's core count, and every report says so, because
+nothing here can execute ARM code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from splitnet.framework.targets import host_target
+from splitnet.framework.targets import describe, host_target, runs_here
 
 DEFAULT_KEY = "pynq"
 LOOPBACK = "127.0.0.1"
+DEFAULT_TRACKER_PORT = 9190  # TVM's usual tracker port, used when only a host is given
+
+
+@dataclass(frozen=True)
+class Link:
+    """The network path between the host and a board, as declared (or shaped in tests)."""
+
+    bandwidth_mbit: float
+    rtt_ms: float
+
+    def transfer_ms(self, nbytes: int) -> float:
+        """Predicted time to move ``nbytes`` one way plus one round trip of latency."""
+        return self.rtt_ms + nbytes * 8 / (self.bandwidth_mbit * 1e6) * 1000.0
 
 
 @dataclass(frozen=True)
@@ -23,18 +38,56 @@ class Board:
     key: str
     target: dict
     cores: int = 1
-    local: bool = False
+    speed: float | None = None  # relative; None: measured by `profile` or taken as `cores`
+    memory_mb: int | None = None
+    link: Link | None = None
     export_format: str = "so"
-    emulates: str = ""
+    local: bool = False  # splitrun starts an RPC server for it on this machine
+    cpu_quota: float | None = None  # local boards: fraction of a core (a real cgroup CPU limit)
+    host: str = LOOPBACK  # local boards: the address its server listens on
+    netns: str | None = None  # local boards: the network namespace its server runs in
+    preset: str | None = None
+
+    @property
+    def emulated(self) -> bool:
+        """A local board standing in for hardware whose code cannot run here."""
+        return self.local and not runs_here(self.target)
+
+    @property
+    def build_target(self) -> dict:
+        """The target branches placed here are compiled for."""
+        return host_target(self.cores) if self.emulated else self.target
+
+    @property
+    def build_format(self) -> str:
+        return "so" if self.emulated else self.export_format
+
+    @property
+    def relative_speed(self) -> float:
+        """Declared speed, else cores times CPU quota (the same per-core speed assumed)."""
+        if self.speed is not None:
+            return float(self.speed)
+        return self.cores * (self.cpu_quota or 1.0)
+
+    def describe(self) -> str:
+        what = self.preset or describe(self.target)
+        return f"{what} (emulated on this host)" if self.emulated else what
+
+
+@dataclass(frozen=True)
+class Tracker:
+    host: str = LOOPBACK
+    port: int | None = None  # None with local: a free port is picked
+    local: bool = True  # splitrun starts the tracker itself
 
 
 @dataclass(frozen=True)
 class Inventory:
-    tracker_host: str
-    tracker_port: int | None
-    tracker_local: bool
+    tracker: Tracker
     boards: tuple[Board, ...] = field(default_factory=tuple)
     description: str = ""
+    source: str = "built-in"
+    placement: str | None = None  # the strategy this inventory asks for, if any
 
     def board(self, name: str) -> Board:
         for board in self.boards:
@@ -43,27 +96,21 @@ class Inventory:
         raise KeyError(name)
 
     @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.boards)
+
+    @property
     def keys(self) -> tuple[str, ...]:
         return tuple(dict.fromkeys(b.key for b in self.boards))
 
+    @property
+    def local_boards(self) -> tuple[Board, ...]:
+        return tuple(b for b in self.boards if b.local)
 
-def default_inventory(n_boards: int = 2) -> Inventory:
-    """The embedded default: ``n_boards`` PYNQ-Z1 boards emulated by local RPC servers."""
-    boards = tuple(
-        Board(
-            name=f"pynq{i}",
-            key=DEFAULT_KEY,
-            target=host_target(cores=1),
-            cores=1,
-            local=True,
-            emulates="PYNQ-Z1 (emulated on this host's CPU, one core)",
-        )
-        for i in range(n_boards)
-    )
-    return Inventory(
-        tracker_host=LOOPBACK,
-        tracker_port=None,
-        tracker_local=True,
-        boards=boards,
-        description=f"{n_boards} PYNQ boards (key {DEFAULT_KEY!r}), emulated locally",
-    )
+    @property
+    def remote_boards(self) -> tuple[Board, ...]:
+        return tuple(b for b in self.boards if not b.local)
+
+    @property
+    def emulated(self) -> bool:
+        return any(b.emulated for b in self.boards)

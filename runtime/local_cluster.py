@@ -1,5 +1,9 @@
 """A real local TVM RPC tracker and RPC servers, as subprocesses on 127.0.0.1.
 
+A local board may run inside a network namespace (``netns``: its server binds the board's
+``host`` there and reaches the tracker through the namespace's link) and under a real CPU
+quota (``cpu_quota``, a cgroup). The tracker is either started here or an existing one.
+
 Each process starts in its own session (process group), because killing an rpc_server
 leaves its ``popen_worker`` children holding the port and the tracker registration
 (../shared/STACK.md): :meth:`LocalCluster.stop` signals the whole group. Servers are pinned
@@ -24,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from splitnet.framework.errors import SplitnetError
+from splitnet.runtime.board_session import tracker_summary
+from splitnet.runtime.cpu_quota import CpuQuota
 from splitnet.runtime.inventory import LOOPBACK, Board
-from tvm import rpc
 
 START_TIMEOUT_S = 60.0
 OWNER_ENV = "SPLITNET_OWNER"  # set on every process we start; its children inherit it
@@ -47,6 +52,34 @@ def free_port(host: str = LOOPBACK) -> int:
         return sock.getsockname()[1]
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """A fixed tracker port must be free: otherwise servers would register with a stranger."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise SplitnetError(
+                f"the local RPC tracker did not start on {host}:{port}: the port is in use ({exc.strerror or exc})",
+                "free the port, or remove tracker.port to let splitrun pick a free one",
+            ) from None
+
+
+def _free_port_in(netns: str, host: str) -> int:
+    """A free port on ``host`` inside network namespace ``netns`` (asked from inside it)."""
+    code = f"import socket; s = socket.socket(); s.bind(({host!r}, 0)); print(s.getsockname()[1])"
+    try:
+        out = subprocess.run(
+            ["ip", "netns", "exec", netns, sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", "") or str(exc)
+        raise SplitnetError(
+            f"cannot use network namespace {netns!r} with address {host} ({' '.join(detail.split())[:160]})",
+            f"create it first (ip netns add {netns}) and give it that address, or drop netns from the board",
+        ) from None
+    return int(out.stdout.strip())
+
+
 def _cores() -> list[int]:
     try:
         return sorted(os.sched_getaffinity(0))
@@ -63,14 +96,27 @@ def _log_tail(path: Path, lines: int = 5) -> str:
 
 
 class LocalCluster:
-    """``with LocalCluster(boards) as cluster:`` a tracker and one RPC server per board."""
+    """``with LocalCluster(boards) as cluster:`` a tracker and one RPC server per board.
 
-    def __init__(self, boards: tuple[Board, ...], host: str = LOOPBACK, tracker_port: int | None = None) -> None:
+    ``host``/``tracker_port`` are the tracker's address; with ``start_tracker=False`` the
+    servers register with that existing tracker instead of one started here.
+    """
+
+    def __init__(
+        self,
+        boards: tuple[Board, ...],
+        host: str = LOOPBACK,
+        tracker_port: int | None = None,
+        start_tracker: bool = True,
+    ) -> None:
         self.boards = boards
         self.host = host
         self.tracker_port = tracker_port
+        self.start_tracker = start_tracker
         self.servers: list[LocalServer] = []
         self._procs: list[subprocess.Popen] = []
+        self._server_procs: list[subprocess.Popen] = []
+        self._quotas: list[CpuQuota] = []
         self._log_dir = Path(tempfile.mkdtemp(prefix="splitnet-boards-"))
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -85,7 +131,10 @@ class LocalCluster:
     def start(self) -> None:
         _LIVE.add(self)
         try:
-            self._start_tracker()
+            if self.start_tracker:
+                self._start_tracker()
+            elif self.tracker_port is None:
+                raise ValueError("an existing tracker needs its port")
             cores = _cores()
             for i, board in enumerate(self.boards):
                 core = cores[i % len(cores)] if cores else None
@@ -108,6 +157,10 @@ class LocalCluster:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=STOP_GRACE_S)
         self._procs.clear()
+        self._server_procs.clear()
+        for quota in self._quotas:
+            quota.remove()
+        self._quotas.clear()
         _LIVE.discard(self)
         shutil.rmtree(self._log_dir, ignore_errors=True)
 
@@ -116,28 +169,41 @@ class LocalCluster:
         return [p.pid for p in self._procs]
 
     # -- processes -------------------------------------------------------------------------
-    def _spawn(self, args: list[str], log_name: str, env: dict | None = None, core: int | None = None):
+    def _spawn(
+        self,
+        args: list[str],
+        log_name: str,
+        env: dict | None = None,
+        core: int | None = None,
+        netns: str | None = None,
+        quota: CpuQuota | None = None,
+    ):
         log = open(self._log_dir / log_name, "wb")  # noqa: SIM115 (the child owns it)
 
-        def pin() -> None:
+        def setup() -> None:  # runs in the child before exec: its children inherit all of it
             if core is not None:
                 with contextlib.suppress(OSError):
                     os.sched_setaffinity(0, {core})
+            if quota is not None:
+                quota.add(os.getpid())
 
+        prefix = ["ip", "netns", "exec", netns] if netns else []
         proc = subprocess.Popen(
-            [sys.executable, "-m", *args],
+            [*prefix, sys.executable, "-m", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             env={**os.environ, **(env or {}), OWNER_ENV: str(os.getpid())},
-            preexec_fn=pin,
+            preexec_fn=setup,
         )
         log.close()
         self._procs.append(proc)
         return proc
 
     def _start_tracker(self) -> None:
+        if self.tracker_port is not None:
+            _check_port_free(self.host, self.tracker_port)
         port = self.tracker_port or free_port(self.host)
         proc = self._spawn(
             ["tvm.exec.rpc_tracker", "--host", self.host, "--port", str(port), "--port-end", str(port + 1)],
@@ -161,11 +227,11 @@ class LocalCluster:
         )
 
     def _start_server(self, board: Board, core: int | None) -> None:
-        port = free_port(self.host)
+        port = free_port(board.host) if board.netns is None else _free_port_in(board.netns, board.host)
         args = [
             "tvm.exec.rpc_server",
             "--host",
-            self.host,
+            board.host,
             "--port",
             str(port),
             "--port-end",
@@ -176,14 +242,19 @@ class LocalCluster:
             board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
-        proc = self._spawn(args, f"{board.name}.log", env=env, core=core)
+        quota = None
+        if board.cpu_quota is not None:
+            quota = CpuQuota(board.name, board.cpu_quota)
+            self._quotas.append(quota)
+        proc = self._spawn(args, f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota)
+        self._server_procs.append(proc)
         self.servers.append(LocalServer(board=board, port=port, core=core, pid=proc.pid))
 
     def _wait_registered(self) -> None:
-        expected = {(self.host, s.port) for s in self.servers}
+        expected = {(s.board.host, s.port) for s in self.servers}
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            for server, proc in zip(self.servers, self._procs[1:], strict=True):
+            for server, proc in zip(self.servers, self._server_procs, strict=True):
                 if proc.poll() is not None:
                     raise SplitnetError(
                         f"local board {server.board.name} (RPC server on port {server.port}) exited: "
@@ -201,14 +272,14 @@ class LocalCluster:
     def registered(self) -> set[tuple[str, int]]:
         """(host, port) of every server the tracker knows."""
         try:
-            summary = rpc.connect_tracker(self.host, self.tracker_port).summary()
-        except (OSError, RuntimeError):
+            summary = tracker_summary(self.host, self.tracker_port)
+        except SplitnetError:
             return set()
         return {(info["addr"][0], int(info["addr"][1])) for info in summary.get("server_info", [])}
 
     def address_of(self) -> dict[tuple[str, int], str]:
         """Board name by server address, so sessions can be matched to placed boards."""
-        return {(self.host, s.port): s.board.name for s in self.servers}
+        return {(s.board.host, s.port): s.board.name for s in self.servers}
 
 
 @atexit.register

@@ -63,7 +63,7 @@ def _bad_input_cases(tmp_path):
         "unknown model": (["--model", "resnet9000"], "unknown model 'resnet9000'"),
         "missing images": (["--images", str(tmp_path / "nowhere")], "does not exist"),
         "non-image file": (["--images", str(not_images)], "notes.txt is not a readable image"),
-        "inventory": (["--inventory", "boards.yaml"], "not supported yet"),
+        "missing inventory": (["--inventory", "boards.yaml"], "inventory file boards.yaml not found"),
         "bad widths": (["--widths", "a,b"], "--widths"),
         "too many for layer": (["--model", "resnet_tiny", "--branches", "3"], "--multiple"),
         "unknown flag": (["--frobnicate"], "unrecognized arguments"),
@@ -78,7 +78,7 @@ def _bad_input_cases(tmp_path):
         "unknown model",
         "missing images",
         "non-image file",
-        "inventory",
+        "missing inventory",
         "bad widths",
         "too many for layer",
         "unknown flag",
@@ -126,6 +126,9 @@ def test_help_documents_every_option():
     assert result.returncode == 0
     for option in ("--branches", "--model", "--widths", "--images", "--runs", "--json", "--inventory", "--multiple"):
         assert option in result.stdout
+    assert "--placement" in result.stdout and "splitrun boards" in result.stdout
+    boards_help = splitrun("boards", "--help")
+    assert boards_help.returncode == 0 and "--inventory" in boards_help.stdout and "--wait" in boards_help.stdout
 
 
 @pytest.mark.slow

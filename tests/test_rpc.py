@@ -15,9 +15,9 @@ from splitnet.runtime import (
     DistributedSplit,
     LocalCluster,
     acquire,
-    default_inventory,
+    builtin_inventory,
     free_port,
-    place_round_robin,
+    place,
     request_session,
 )
 from tvm import rpc
@@ -30,8 +30,8 @@ def test_two_boards_run_the_split_and_match_mxnet(tiny_reference, tiny_graph, no
     split = apply_plan(tiny_graph, plan)
     artifacts = [compile_part(b, host_target()) for b in split.branches]
     head = LocalModule(compile_part(split.head, host_target()))
-    inventory = default_inventory(2)
-    placement = place_round_robin(2, inventory)
+    inventory = builtin_inventory()
+    placement = place("round-robin", 2, inventory)
     with LocalCluster(inventory.boards) as cluster:
         summary = rpc.connect_tracker(cluster.host, cluster.tracker_port).summary()
         assert summary["queue_info"]["pynq"]["free"] == 2
@@ -72,7 +72,7 @@ def test_unreachable_tracker_names_the_command_to_run():
 
 
 def test_cluster_stops_every_process_even_after_an_error(no_leaked_boards):
-    inventory = default_inventory(2)
+    inventory = builtin_inventory()
     with pytest.raises(RuntimeError), LocalCluster(inventory.boards) as cluster:
         assert cluster.registered()
         raise RuntimeError("boom")

@@ -1,0 +1,165 @@
+"""An inventory brought to life: local boards started, remote ones found on the tracker.
+
+``with Fleet(inventory) as fleet:`` starts a local tracker and local RPC servers where the
+inventory asks for them, then waits a bounded time for every other declared board to be
+registered with the tracker. A board that never shows up is an error naming the missing
+keys and the command to check the tracker; nothing waits forever.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from splitnet.framework.errors import SplitnetError
+from splitnet.runtime.board_session import BoardSession, acquire, query_hint, tracker_summary
+from splitnet.runtime.inventory import Board, Inventory
+from splitnet.runtime.local_cluster import LocalCluster
+
+DEFAULT_WAIT_S = 10.0
+_SERVER_PREFIX = "server:"
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    key: str
+    servers: tuple[tuple[str, int], ...]  # addresses registered under the key
+    free: int
+    pending: int
+
+
+@dataclass(frozen=True)
+class BoardStatus:
+    board: Board
+    registered: bool
+    address: str  # host:port when known, else ""
+    key_free: int  # free servers under the board's key (capped at those registered)
+
+
+class Fleet:
+    def __init__(self, inventory: Inventory, wait_s: float = DEFAULT_WAIT_S) -> None:
+        self.inventory = inventory
+        self.wait_s = wait_s
+        tracker = inventory.tracker
+        self.host, self.port = tracker.host, tracker.port
+        self.cluster: LocalCluster | None = None
+        self.started = False
+        if tracker.local or inventory.local_boards:
+            self.cluster = LocalCluster(
+                inventory.local_boards, host=tracker.host, tracker_port=tracker.port, start_tracker=tracker.local
+            )
+
+    def __enter__(self) -> Fleet:
+        if not self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, require_all: bool = True) -> None:
+        """Start local boards and wait for the rest; ``require_all=False`` waits without failing."""
+        try:
+            if not self.inventory.tracker.local:
+                self._check_tracker()
+            if self.cluster is not None:
+                self.cluster.start()
+                self.port = self.cluster.tracker_port
+            self.started = True
+            self.wait_for_boards(require_all)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.cluster is not None:
+            self.cluster.stop()
+        self.started = False
+
+    @property
+    def tracker_address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _check_tracker(self) -> None:
+        try:
+            tracker_summary(self.host, self.port)
+        except SplitnetError as exc:
+            raise SplitnetError(
+                exc.message,
+                f"start it (python -m tvm.exec.rpc_tracker --host {self.host} --port {self.port}) or fix tracker in "
+                f"{self.inventory.source}",
+            ) from None
+
+    def key_status(self) -> dict[str, KeyStatus]:
+        """What the tracker knows, per key."""
+        summary = tracker_summary(self.host, self.port)
+        servers: dict[str, list[tuple[str, int]]] = {}
+        for info in summary.get("server_info", []):
+            key = str(info["key"]).removeprefix(_SERVER_PREFIX)
+            servers.setdefault(key, []).append((info["addr"][0], int(info["addr"][1])))
+        queue = summary.get("queue_info", {})
+        keys = set(servers) | set(queue)
+        return {
+            k: KeyStatus(
+                key=k,
+                servers=tuple(servers.get(k, ())),
+                free=int(queue.get(k, {}).get("free", 0)),
+                pending=int(queue.get(k, {}).get("pending", 0)),
+            )
+            for k in keys
+        }
+
+    def board_status(self) -> list[BoardStatus]:
+        """Per declared board: registered or not (remote boards are counted per key)."""
+        keys = self.key_status()
+        local = self.cluster.address_of() if self.cluster else {}
+        local_by_name = {name: addr for addr, name in local.items()}
+        statuses = []
+        remote_left = {
+            k: [a for a in status.servers if a not in local] for k, status in keys.items()
+        }  # remote servers not yet matched to a declared board
+        for board in self.inventory.boards:
+            status = keys.get(board.key)
+            # TVM's free count can include stale re-registrations of one server: cap it.
+            free = min(status.free, len(status.servers)) if status else 0
+            if board.local:
+                addr = local_by_name.get(board.name)
+                ok = status is not None and addr in status.servers
+            else:
+                pool = remote_left.get(board.key, [])
+                addr = pool.pop(0) if pool else None
+                ok = addr is not None
+            text = f"{addr[0]}:{addr[1]}" if ok and addr else ""
+            statuses.append(BoardStatus(board=board, registered=ok, address=text, key_free=free))
+        return statuses
+
+    def missing(self) -> list[BoardStatus]:
+        return [s for s in self.board_status() if not s.registered]
+
+    def wait_for_boards(self, require_all: bool = True) -> None:
+        """Until every declared board is registered, or ``wait_s`` passes (then an error)."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            missing = self.missing()
+            if not missing:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.5)
+        if not require_all:
+            return
+        keys = {}
+        for status in missing:
+            keys.setdefault(status.board.key, []).append(status.board.name)
+        what = "; ".join(f"key {k!r}: {', '.join(names)}" for k, names in keys.items())
+        raise SplitnetError(
+            f"boards not registered with the tracker at {self.tracker_address} after {self.wait_s:.0f} s ({what})",
+            f"start python -m tvm.exec.rpc_server --tracker {self.tracker_address} --key KEY on each board; "
+            f"{query_hint(self.host, self.port)}",
+        )
+
+    def sessions(self, boards: list[Board] | None = None) -> dict[str, BoardSession]:
+        """Held sessions on ``boards`` (default: every board), by board name."""
+        wanted = list(self.inventory.boards if boards is None else boards)
+        local = self.cluster.address_of() if self.cluster else {}
+        return acquire(self.host, self.port, wanted, local)
