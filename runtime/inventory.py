@@ -88,6 +88,7 @@ class Inventory:
     description: str = ""
     source: str = "built-in"
     placement: str | None = None  # the strategy this inventory asks for, if any
+    trusted_network: bool = False  # the user's statement that non-loopback RPC peers are trusted
 
     def board(self, name: str) -> Board:
         for board in self.boards:

@@ -48,6 +48,7 @@ TOP = {
     "description": _Field((str,), "description: two PYNQ-Z1 boards"),
     "tracker": _Field((dict,), "tracker: {local: true}"),
     "placement": _Field((str,), "placement: balanced"),
+    "trusted_network": _Field((bool,), "trusted_network: true"),
     "boards": _Field((list,), "boards: [{name: pynq0, target: pynq-z1, local: true}]"),
 }
 TRACKER = {
@@ -145,6 +146,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 def _check_host(host: str, netns: str | None, where: str, problems: _Problems) -> None:
     """A local board's server binds one concrete address, the one the tracker will record."""
     try:
@@ -166,6 +174,29 @@ def _check_host(host: str, netns: str | None, where: str, problems: _Problems) -
             f"the board runs in network namespace {netns!r} but its host is {host}, which the host cannot reach there",
             "set it to the board's address inside the namespace (its veth address); see docs/network-links.md",
         )
+
+
+def _check_trust(trusted: bool, tracker: Tracker, raw_boards: list, problems: _Problems) -> None:
+    """TVM RPC runs whatever code it is sent: leaving loopback must be a stated decision."""
+    if trusted:
+        return
+    fix = "if every machine on that network is trusted, add trusted_network: true to the inventory"
+    if not _is_loopback(tracker.host):
+        problems.add(
+            "tracker.host",
+            f"{tracker.host} is not loopback, and a TVM RPC tracker hands out servers that run any code they are sent",
+            fix,
+        )
+    for i, raw in enumerate(raw_boards):
+        if not isinstance(raw, dict):
+            continue
+        host = raw.get("host", LOOPBACK)
+        if raw.get("local") is True and isinstance(host, str) and not (_is_loopback(host) or _is_unspecified(host)):
+            problems.add(
+                f"boards[{i}] ({raw.get('name')}).host",
+                f"{host} is not loopback, and this board's RPC server will run any code it is sent",
+                fix,
+            )
 
 
 def _tracker(data: dict | None, problems: _Problems) -> Tracker:
@@ -301,6 +332,7 @@ def parse_inventory(data, source: str) -> Inventory:
                 f"the board runs in network namespace {netns!r}, which cannot reach a tracker on {tracker.host}",
                 "set tracker.host to an address the namespace reaches (the bridge address); see docs/network-links.md",
             )
+    _check_trust(top.get("trusted_network", False), tracker, raw_boards or [], problems)
     seen: dict[str, int] = {}
     for i, raw in enumerate(raw_boards or []):  # duplicates among valid and invalid entries alike
         name = raw.get("name") if isinstance(raw, dict) else None
@@ -316,6 +348,7 @@ def parse_inventory(data, source: str) -> Inventory:
         description=top.get("description", ""),
         source=source,
         placement=top.get("placement"),
+        trusted_network=top.get("trusted_network", False),
     )
 
 

@@ -63,6 +63,7 @@ def test_board_fields_and_defaults():
         """
         tracker: {host: 127.0.0.1, port: 9999, local: false}
         placement: balanced
+        trusted_network: false
         boards:
           - name: p0
             target: pynq-z1
@@ -83,6 +84,13 @@ def test_board_fields_and_defaults():
     assert p0.link.transfer_ms(12_500_000) == pytest.approx(2 + 1000)  # 100 Mbit moves 12.5 MB in 1 s
     assert (g0.key, g0.cores, g0.speed, g0.memory_mb, g0.export_format) == ("arm", 4, 2.5, 2048, "so")
     assert not g0.emulated and g0.build_target == g0.target  # not local: built for the real board
+
+
+def test_leaving_loopback_is_allowed_once_the_network_is_declared_trusted():
+    inventory = parse(
+        "trusted_network: true\ntracker: {host: 10.1.2.3, port: 9190}\nboards:\n  - {name: b, target: x86}\n"
+    )
+    assert inventory.trusted_network and inventory.tracker.host == "10.1.2.3"
 
 
 def test_tracker_environment_fills_what_the_file_leaves_out(monkeypatch):
@@ -149,6 +157,14 @@ BAD_FILES = {
     "host binds everything": (
         "boards:\n  - {name: b0, target: x86, local: true, host: 0.0.0.0}\n",
         "boards[0] (b0).host: 0.0.0.0 binds every interface",
+    ),
+    "tracker off loopback": (
+        "tracker: {host: 10.1.2.3, port: 9190}\nboards:\n  - {name: b0, target: x86}\n",
+        "tracker.host: 10.1.2.3 is not loopback, and a TVM RPC tracker hands out servers that run any code",
+    ),
+    "board off loopback": (
+        "tracker: {local: true}\nboards:\n  - {name: b0, target: x86, local: true, host: 10.1.2.4}\n",
+        "boards[0] (b0).host: 10.1.2.4 is not loopback",
     ),
     "board not a mapping": ("boards:\n  - pynq0\n", "boards[0]: expected a mapping, got 'pynq0'"),
 }
