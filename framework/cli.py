@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -81,8 +82,16 @@ def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _chaos(text: str):
+    from splitnet.runtime.chaos import parse_chaos
+
+    return parse_chaos(text)
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES
+    from splitnet.runtime.executor import POLICIES
+    from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, MIN_TIMEOUT_S, TIMEOUT_FACTOR
     from splitnet.runtime.placement import list_strategies
 
     parser.add_argument(
@@ -110,6 +119,32 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_inventory_arguments(parser)
     parser.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default=None,
+        help="what to do when a board fails: spare (re-place the branch on a spare, else a survivor), replicate "
+        "(each branch on two boards, first answer wins), coded (the head's dense layers coded over the boards, "
+        "branches re-placed), degrade (drop the branch, flag the answers), none (stop). Default: the inventory's "
+        "choice, else spare",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"per-call timeout (default: {TIMEOUT_FACTOR:g}x the slowest branch call of the verify pass, "
+        f"at least {MIN_TIMEOUT_S:g} s; {FIRST_CALL_TIMEOUT_S:g} s before that)",
+    )
+    parser.add_argument(
+        "--chaos",
+        type=_chaos,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="kill or stall a local board at a frame, e.g. kill:1@20 or stall:0@10:2s (board index or name; "
+        "frames count from 0 over every frame sent). Repeatable",
+    )
+    parser.add_argument(
         "--images", type=Path, default=None, help="directory of images to run (default: a built-in pillow-drawn set)"
     )
     parser.add_argument("--runs", type=int, default=20, help="timed frames after warm-up (default 20)")
@@ -118,11 +153,29 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
 
 
+def check_output_path(path: Path | None, option: str = "--json") -> None:
+    """Fail before the work, not after it, when a report cannot be written where asked."""
+    if path is None:
+        return
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(21, "is a directory")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitnetError(
+            f"cannot write {option} {path} ({exc.strerror or exc})",
+            f"pass a file path in a writable folder to {option}",
+        ) from None
+
+
 def _run(args: argparse.Namespace) -> int:
+    check_output_path(args.json)
     if args.runs < 1:
         raise SplitnetError(f"--runs must be at least 1, got {args.runs}", "pass --runs 20")
     if args.warmup < 0:
         raise SplitnetError(f"--warmup must not be negative, got {args.warmup}", "pass --warmup 3")
+    if args.timeout is not None and not args.timeout > 0:
+        raise SplitnetError(f"--timeout must be positive, got {args.timeout}", "e.g. --timeout 5")
     from rich.console import Console
     from splitnet.framework.console import console
     from splitnet.framework.pipeline import RunOptions, run
@@ -141,6 +194,9 @@ def _run(args: argparse.Namespace) -> int:
             inventory=args.inventory,
             placement=args.placement,
             wait_s=args.wait,
+            policy=args.policy,
+            timeout_s=args.timeout,
+            chaos=tuple(args.chaos),
         )
     )
     render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 140))
@@ -153,6 +209,7 @@ def _run(args: argparse.Namespace) -> int:
 def _boards(args: argparse.Namespace) -> int:
     from splitnet.framework.boards_command import boards
 
+    check_output_path(args.json)
     return boards(args.inventory, args.wait, args.json)
 
 
@@ -203,9 +260,20 @@ def _terminate(signum, frame) -> None:
     raise SystemExit(EXIT_TERMINATED)
 
 
+_INTERRUPTED = threading.Event()
+
+
+def _interrupt(signum, frame) -> None:
+    # Remembered, because TVM code called back from C++ can hand the KeyboardInterrupt back
+    # wrapped as another exception; main then still knows that the user pressed Ctrl-C.
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # mxnet and onnx deprecation noise is not the user's concern
     signal.signal(signal.SIGTERM, _terminate)  # SystemExit unwinds the with-blocks that stop boards
+    signal.signal(signal.SIGINT, _interrupt)
     from splitnet.framework.console import console
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -222,6 +290,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]: local boards stopped")
         return EXIT_INTERRUPTED
+    except Exception:
+        if _INTERRUPTED.is_set():  # Ctrl-C surfaced as another error (from inside TVM)
+            console.print("[bold red]interrupted[/]: local boards stopped")
+            return EXIT_INTERRUPTED
+        raise
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ def load_image_dir(directory: Path) -> list[tuple[str, Image.Image]]:
             with Image.open(path) as image:
                 image.load()
                 images.append((path.name, image.copy()))
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
             raise SplitnetError(
                 f"{path} is not a readable image ({type(exc).__name__})",
                 f"remove it from {directory} or convert it to JPEG/PNG",
@@ -66,12 +66,32 @@ def load_image_dir(directory: Path) -> list[tuple[str, Image.Image]]:
     return images
 
 
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB with 8 bits per channel, scaling deep images instead of clipping them.
+
+    PIL's ``convert("RGB")`` clips 16-bit and 32-bit integer pixels at 255 and truncates
+    floats, so those are rescaled to 0..255 first: by their bit depth for integers (I;16 is
+    0..65535), and by their own range for floats (a 0..1 float TIFF stays a picture).
+    """
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            low, high = 0.0, 65535.0
+        elif image.mode == "I":
+            low, high = 0.0, float(max(values.max(), 255.0))
+        else:
+            low, high = float(values.min()), float(values.max())
+        scaled = np.clip((values - low) / max(high - low, 1e-12) * 255.0, 0, 255).round().astype(np.uint8)
+        image = Image.fromarray(scaled, mode="L")
+    return image.convert("RGB")  # palette, greyscale, RGBA, CMYK: all become RGB
+
+
 def preprocess(image: Image.Image, input_shape: tuple[int, ...]) -> np.ndarray:
     """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop, normalise."""
     _, channels, height, width = input_shape
     if channels != 3:
         raise SplitnetError(f"the model expects {channels} channels, images give 3", "use an RGB model")
-    image = image.convert("RGB")  # palette, greyscale, RGBA, CMYK: all become RGB
+    image = _to_rgb(image)
     scale = 256 / 224 if min(height, width) >= 128 else 1.0
     short = round(max(height, width) * scale)
     w, h = image.size

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mxnet as mx
@@ -26,16 +26,21 @@ from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
 from splitnet.framework.report import BranchReport, LatencyStats, RunReport
 from splitnet.framework.targets import host_target
-from splitnet.framework.verify import agreement, fidelity
+from splitnet.framework.verify import FAIL, FIDELITY_ATOL, PASS, Check, agreement, fidelity, frames_answered
 from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, graph_from_block, partition
 from splitnet.partitioners.channels import normalise_shares
 from splitnet.partitioners.cost import branch_cost_model
 from splitnet.runtime import BoardSession, DistributedSplit, Inventory
+from splitnet.runtime.chaos import Chaos, ChaosEvent
 from splitnet.runtime.fleet import DEFAULT_WAIT_S, Fleet
+from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, derived_timeout, guarded
 from splitnet.runtime.inventory_file import resolve_inventory
 from splitnet.runtime.placement import Placement, check_strategy, needs_probe, place, validated
 from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
+from splitnet.runtime.recovery import build_runner
 from splitnet.zoo import get_model_spec, load_reference
+
+DEFAULT_POLICY = "spare"
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,9 @@ class RunOptions:
     inventory: Path | str | None = None  # None: the built-in two-PYNQ inventory
     placement: str | None = None  # None: the inventory's choice, else round-robin
     wait_s: float = DEFAULT_WAIT_S
+    policy: str | None = None  # None: the inventory's choice, else spare
+    timeout_s: float | None = None  # None: derived from the calls of the verify pass
+    chaos: tuple[ChaosEvent, ...] = ()
 
 
 def _progress() -> Progress:
@@ -110,6 +118,7 @@ def run(options: RunOptions) -> RunReport:
         frame_list, image_source = load_frames(options.images, spec.input_shape)
         inventory = resolve_inventory(options.inventory)
         strategy = check_strategy(options.placement or inventory.placement or "round-robin", options.widths)
+        policy = options.policy or inventory.policy or DEFAULT_POLICY
     with watch.stage("partition"):
         reference = load_reference(options.model, seed=options.seed)
         graph = graph_from_block(reference.block, spec.input_shape)
@@ -141,29 +150,59 @@ def run(options: RunOptions) -> RunReport:
                 with watch.stage("compile"):
                     artifacts, head_artifact = _compile_all(split, placement, inventory, progress)
                     head = LocalModule(head_artifact)
-                upload = progress.add_task("upload", total=len(artifacts))
-                modules = []
+                chaos = Chaos(list(options.chaos), inventory, fleet.cluster)
+                copies = len(artifacts) * (2 if policy == "replicate" else 1)
+                upload = progress.add_task("upload", total=copies + (len(sessions) if policy == "coded" else 0))
+
+                def load(board_session: BoardSession, artifact: CompiledArtifact, bound=()):
+                    module = guarded(
+                        board_session.load,
+                        artifact,
+                        bound,
+                        timeout=FIRST_CALL_TIMEOUT_S,
+                        what=f"uploading {artifact.part} to {board_session.board.name}",
+                    )
+                    progress.advance(upload)
+                    return module
+
                 with watch.stage("upload"):
-                    for i, artifact in enumerate(artifacts):
-                        modules.append(sessions[placement.branches[i]].load(artifact))
-                        progress.advance(upload)
-                runner = DistributedSplit(modules, head)
-                timed = _run_frames(runner, frame_list, options, progress, watch)
+                    runner = build_runner(policy, split, placement, inventory, sessions, artifacts, head, load)
+                timed = _run_frames(runner, frame_list, options, progress, watch, chaos)
+                modules = runner.modules()
                 compute = [
-                    float(np.median(m.compute_times(frame_list[0].tensor, repeat=options.compute_repeat)))
-                    for m in modules
+                    float("nan")
+                    if m is None
+                    else float(
+                        np.median(
+                            guarded(
+                                m.compute_times,
+                                frame_list[0].tensor,
+                                timeout=FIRST_CALL_TIMEOUT_S,
+                                what=f"timing branch {i} on {m.board}",
+                            )
+                        )
+                    )
+                    for i, m in enumerate(modules)
                 ]
             finally:
-                if runner is not None:
-                    runner.close()
-                for board_session in sessions.values():
-                    board_session.close()
-    fidelity_check, diff = fidelity(timed.logits, split_logits)
+                for name, board_session in sessions.items():
+                    if runner is None or name not in runner.dead:  # a dead board's session is abandoned
+                        board_session.close()
+    answered = [f for f in timed.frames if not f.degraded]
+    fidelity_check, diff = fidelity(
+        np.concatenate([f.logits for f in answered]) if answered else np.zeros((0, 1)),
+        np.concatenate([split_logits[f.image : f.image + 1] for f in answered]) if answered else np.zeros((0, 1)),
+    )
+    checks = [fidelity_check, frames_answered(len(timed.frames), options.runs + options.warmup + len(frame_list))]
+    degraded = [f for f in timed.frames if f.degraded]
+    if degraded:
+        checks.append(_degraded_check(degraded, split, frame_list))
     agreement_check, rate = agreement(split_logits, ref_logits, options.branches, reference.trained)
     input_bytes = int(np.prod(spec.input_shape)) * 4
     branch_reports = []
     for i, spec_b in enumerate(split.plan.branches):
-        board = inventory.board(placement.branches[i])
+        module = modules[i]
+        board = inventory.board(module.board if module is not None else placement.branches[i])
         branch_reports.append(
             BranchReport(
                 index=i,
@@ -173,7 +212,7 @@ def run(options: RunOptions) -> RunReport:
                 flops=spec_b.flops,
                 board=board.name,
                 target=board.describe(),
-                address=sessions[board.name].address_text,
+                address=sessions[board.name].address_text if module is not None else "(lost)",
                 compute_ms=compute[i] * 1000.0,
                 call=LatencyStats.of([c[i] for c in timed.branch_call_s]),
                 link_ms=board.link.transfer_ms(input_bytes + spec_b.feature_size * 4) if board.link else None,
@@ -198,7 +237,17 @@ def run(options: RunOptions) -> RunReport:
         head_ms=float(np.median(timed.head_s)) * 1000.0,
         end_to_end=e2e,
         throughput_fps=1000.0 / e2e.mean_ms if e2e.frames else 0.0,
-        checks=(fidelity_check, agreement_check),
+        checks=(*checks, agreement_check),
+        policy=policy,
+        timeout_s=runner.timeout_s,
+        chaos=tuple(chaos.applied),
+        faults=tuple(asdict(e) for e in runner.events),
+        frames=len(timed.frames),
+        frames_degraded=len(degraded),
+        worst_frame_ms=max(f.total_s for f in timed.frames) * 1000.0,
+        dead_boards=tuple(sorted(runner.dead)),
+        frame_ms=tuple(f.total_s * 1000.0 for f in timed.frames),
+        parity_decodes=runner.coded_head.recovered_blocks if runner.coded_head is not None else 0,
         fidelity_max_abs_diff=diff,
         agreement_rate=rate,
         reference_flops=split.plan.reference_flops,
@@ -209,28 +258,68 @@ def run(options: RunOptions) -> RunReport:
 
 
 @dataclass(frozen=True)
+class FrameRecord:
+    image: int  # index into the frame list
+    logits: np.ndarray
+    degraded: bool
+    total_s: float
+    lost: tuple[int, ...]  # branches dropped when it ran (degrade policy)
+
+
+@dataclass(frozen=True)
 class TimedRuns:
-    logits: np.ndarray  # one verified pass over every frame, in frame order
-    branch_call_s: list[tuple[float, ...]]
+    frames: list[FrameRecord]  # every frame sent: verify pass, warm-up, timed
+    branch_call_s: list[tuple[float, ...]]  # timed frames only, from here on
     total_s: list[float]
     head_s: list[float]
 
 
-def _run_frames(runner: DistributedSplit, frames: list[Frame], options: RunOptions, progress: Progress, watch):
-    """One verified pass over every frame, then warm-up and timed frames (cycling)."""
+def _run_frames(
+    runner: DistributedSplit, frames: list[Frame], options: RunOptions, progress: Progress, watch, chaos: Chaos
+) -> TimedRuns:
+    """A verify pass over every image, then warm-up and timed frames (cycling); every answer kept.
+
+    The verify pass runs with the first-call timeout; its branch call times then set the
+    timeout for the rest (unless ``--timeout`` fixed it).
+    """
     task = progress.add_task("frames", total=len(frames) + options.warmup + options.runs)
+    timed = TimedRuns([], [], [], [])
+
+    def one(image: int):
+        chaos.before_frame(runner.frames)
+        result = runner(frames[image].tensor)
+        timed.frames.append(
+            FrameRecord(image, result.logits, result.degraded, result.total_s, tuple(sorted(runner.lost)))
+        )
+        progress.advance(task)
+        return result
+
     with watch.stage("verify pass"):
-        distributed = []
-        for frame in frames:
-            distributed.append(runner(frame.tensor).logits)
-            progress.advance(task)
-    timed = TimedRuns(np.concatenate(distributed), [], [], [])
+        first = [one(i) for i in range(len(frames))]
+    runner.timeout_s = options.timeout_s or derived_timeout([s for r in first if not r.events for s in r.branch_call_s])
     with watch.stage("timed frames"):
         for i in range(options.warmup + options.runs):
-            result = runner(frames[i % len(frames)].tensor)
+            result = one(i % len(frames))
             if i >= options.warmup:
                 timed.branch_call_s.append(result.branch_call_s)
                 timed.total_s.append(result.total_s)
                 timed.head_s.append(result.head_s)
-            progress.advance(task)
     return timed
+
+
+def _degraded_check(degraded: list[FrameRecord], split: SplitModel, frames: list[Frame]) -> Check:
+    """Degraded answers against the same split run in-process with the lost branches zeroed."""
+    expected: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
+    worst = 0.0
+    for record in degraded:
+        key = (record.image, record.lost)
+        if key not in expected:
+            features = split.features(frames[record.image].tensor)
+            expected[key] = split.merge([np.zeros_like(f) if i in record.lost else f for i, f in enumerate(features)])
+        worst = max(worst, float(np.max(np.abs(record.logits - expected[key]))))
+    return Check(
+        name="degraded frames vs in-process split without the lost branches",
+        value=f"{len(degraded)} frames, max |diff| {worst:.2e}",
+        status=PASS if worst <= FIDELITY_ATOL else FAIL,
+        detail="flagged degraded: answered from the surviving branches",
+    )

@@ -91,6 +91,16 @@ class RunReport:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     cache_hits: int = 0
     compiled_parts: int = 0
+    policy: str = "spare"
+    timeout_s: float = 0.0
+    chaos: tuple[str, ...] = ()
+    faults: tuple[dict, ...] = ()  # FaultEvent fields: frame, board, kind, detail, detected_ms, part, action, ...
+    frames: int = 0  # every frame sent (verify pass, warm-up, timed)
+    frames_degraded: int = 0
+    worst_frame_ms: float = 0.0
+    dead_boards: tuple[str, ...] = ()
+    parity_decodes: int = 0  # coded policy: head outputs decoded from the parity block
+    frame_ms: tuple[float, ...] = ()  # every frame sent, in order
 
     @property
     def ok(self) -> bool:
@@ -150,8 +160,12 @@ def render(report: RunReport, console: Console) -> None:
             ", ".join(str(b.index) for b in placed),
         )
     for name in report.spares:
+        if name in by_board or name in report.dead_boards:
+            continue
         speed = report.board_speeds.get(name)
         boards.add_row(name, "", "", "" if speed is None else f"{speed:.2f}", "spare")
+    for name in report.dead_boards:
+        boards.add_row(name, "", "", "", "[bold red]failed[/]")
     console.print(boards)
 
     branches = Table(title="Branches", title_justify="left")
@@ -176,6 +190,30 @@ def render(report: RunReport, console: Console) -> None:
     console.print(branches)
     slowest = report.slowest_branch
     console.print(f"slowest branch: {slowest.compute_ms:.2f} ms compute (branch {slowest.index} on {slowest.board})")
+
+    console.print(
+        f"recovery policy [bold]{report.policy}[/], call timeout {report.timeout_s:.2f} s; "
+        f"{report.frames} frames sent, {report.frames_degraded} degraded, worst {report.worst_frame_ms:.1f} ms"
+        + (f"; {report.parity_decodes} head outputs decoded from parity" if report.policy == "coded" else "")
+    )
+    if report.chaos:
+        console.print(f"[yellow]chaos: {'; '.join(report.chaos)}[/]")
+    if report.faults:
+        faults = Table(title="Faults", title_justify="left")
+        for column in ("frame", "board", "part", "kind", "detected ms", "recovered ms", "action", "detail"):
+            faults.add_column(column, justify="right" if column.endswith("ms") or column == "frame" else "left")
+        for f in report.faults:
+            faults.add_row(
+                str(f["frame"]),
+                f["board"],
+                f["part"],
+                f["kind"],
+                f"{f['detected_ms']:.1f}",
+                _ms(f["recovered_ms"]),
+                f["action"],
+                f["detail"][:60],
+            )
+        console.print(faults)
 
     e2e = report.end_to_end
     latency = Table(title=f"End to end ({e2e.frames} frames after warm-up)", title_justify="left")

@@ -54,3 +54,13 @@ def agreement(split: np.ndarray, reference: np.ndarray, n: int, trained: bool) -
         detail=detail,
     )
     return check, rate
+
+
+def frames_answered(answered: int, sent: int) -> Check:
+    """Every frame sent must get an answer (exact, recovered, or flagged degraded)."""
+    return Check(
+        name="frames answered",
+        value=f"{answered}/{sent}",
+        status=PASS if answered == sent else FAIL,
+        detail="no frame lost, whatever failed",
+    )

@@ -32,8 +32,9 @@ def normalise_shares(n: int, widths: tuple[float, ...] | None) -> tuple[float, .
         )
     if any(not np.isfinite(w) or w <= 0 for w in widths):
         raise SplitnetError(f"width shares must be positive numbers, got {widths}", "e.g. --widths 0.75,0.25")
-    total = float(sum(widths))
-    return tuple(float(w) / total for w in widths)
+    scale = max(widths)  # divide first: a sum of huge widths would overflow to inf
+    total = float(sum(w / scale for w in widths))
+    return tuple(float(w) / scale / total for w in widths)
 
 
 def allocate(channels: int, shares: tuple[float, ...], multiple: int, layer: str = "") -> list[np.ndarray]:
@@ -50,8 +51,9 @@ def allocate(channels: int, shares: tuple[float, ...], multiple: int, layer: str
         )
     exact = np.array(shares) * units
     counts = np.maximum(np.floor(exact).astype(int), 1)
-    while counts.sum() > units:  # the max(.,1) floor may overshoot; take from the largest
-        counts[int(np.argmax(counts - exact))] -= 1
+    while counts.sum() > units:  # the max(.,1) floor may overshoot: take from the most over its share
+        over = np.where(counts > 1, counts - exact, -np.inf)  # never below one unit
+        counts[int(np.argmax(over))] -= 1
     remainders = exact - counts
     for index in np.argsort(-remainders, kind="stable")[: units - counts.sum()]:
         counts[index] += 1

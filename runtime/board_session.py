@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from splitnet.framework.compile import CompiledArtifact, to_tensors
 from splitnet.framework.errors import SplitnetError
+from splitnet.runtime.guard import Skipped
 from splitnet.runtime.inventory import Board
 from tvm import relax, rpc
 from tvm.rpc import base
@@ -101,13 +102,17 @@ class BoardSession:
     def address_text(self) -> str:
         return f"{self.address[0]}:{self.address[1]}"
 
-    def load(self, artifact: CompiledArtifact) -> RemoteModule:
-        """Upload the artifact's library and load it as a Relax VM on the board."""
+    def load(self, artifact: CompiledArtifact, bound: tuple[np.ndarray, ...] = ()) -> RemoteModule:
+        """Upload the artifact's library and load it as a Relax VM on the board.
+
+        ``bound`` arrays are copied to the board once and passed after the inputs on every
+        call (the weights of a coded dense block, say).
+        """
         remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"
         # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
         # this session); handing it the bytes avoids that.
         self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
-        module = RemoteModule(self, self.session.load_module(remote_name), artifact)
+        module = RemoteModule(self, self.session.load_module(remote_name), artifact, bound)
         self._modules.append(module)
         return module
 
@@ -122,26 +127,43 @@ class BoardSession:
 class RemoteModule:
     """A compiled part loaded on a board: call it like a function on numpy arrays."""
 
-    def __init__(self, owner: BoardSession, lib, artifact: CompiledArtifact) -> None:
+    def __init__(
+        self, owner: BoardSession, lib, artifact: CompiledArtifact, bound: tuple[np.ndarray, ...] = ()
+    ) -> None:
         self.owner = owner
         self.artifact = artifact
         self._dev = owner.session.cpu(0)
         self._vm = relax.VirtualMachine(lib, self._dev)
         self._main = self._vm["main"]  # looked up once: each lookup is an RPC round trip
+        self._bound = to_tensors(bound, self._dev)
+
+    @property
+    def board(self) -> str:
+        return self.owner.board.name
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         with self.owner.lock:
-            return self._main(*to_tensors(inputs, self._dev)).numpy()
+            return self._main(*to_tensors(inputs, self._dev), *self._bound).numpy()
+
+    def call_unless(self, answered: threading.Event, *inputs: np.ndarray) -> np.ndarray:
+        """Call, unless ``answered`` is set by the time this board is free (a replica won)."""
+        with self.owner.lock:
+            if answered.is_set():
+                raise Skipped(self.board)
+            out = self._main(*to_tensors(inputs, self._dev), *self._bound).numpy()
+        answered.set()
+        return out
 
     def compute_times(self, *inputs: np.ndarray, repeat: int = 5) -> list[float]:
         """Seconds per call measured on the board itself (no RPC or transfer in it)."""
         with self.owner.lock:
             args = to_tensors(inputs, self._dev)
-            self._vm.set_input("main", *args)
+            self._vm.set_input("main", *args, *self._bound)
             timer = self._vm.time_evaluator("invoke_stateful", self._dev, number=1, repeat=repeat)
             return [float(r) for r in timer("main").results]
 
     def release(self) -> None:
+        self._bound = []
         self._main = None
         self._vm = None
         self._dev = None

@@ -89,6 +89,7 @@ class Inventory:
     source: str = "built-in"
     placement: str | None = None  # the strategy this inventory asks for, if any
     trusted_network: bool = False  # the user's statement that non-loopback RPC peers are trusted
+    policy: str | None = None  # the recovery policy this inventory asks for, if any
 
     def board(self, name: str) -> Board:
         for board in self.boards:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pathlib import Path
 import yaml
 from splitnet.framework.errors import ProblemsError, SplitnetError
 from splitnet.framework.targets import EXPORT_FORMATS, check_target
+from splitnet.runtime.executor import POLICIES
 from splitnet.runtime.inventory import DEFAULT_TRACKER_PORT, LOOPBACK, Board, Inventory, Link, Tracker
 from splitnet.runtime.presets import get_preset, list_presets
 
@@ -49,6 +52,7 @@ TOP = {
     "tracker": _Field((dict,), "tracker: {local: true}"),
     "placement": _Field((str,), "placement: balanced"),
     "trusted_network": _Field((bool,), "trusted_network: true"),
+    "policy": _Field((str,), "policy: spare"),
     "boards": _Field((list,), "boards: [{name: pynq0, target: pynq-z1, local: true}]"),
 }
 TRACKER = {
@@ -75,6 +79,7 @@ LINK = {
     "rtt_ms": _Field(NUMBER, "rtt_ms: 2"),
 }
 LOCAL_ONLY = ("cpu_quota", "host", "netns")
+MAX_MEMORY_MB = 2**40  # a petabyte: anything above is a typo
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
 
 
@@ -106,6 +111,8 @@ def _type_name(types: tuple[type, ...]) -> str:
 def _is(value, types: tuple[type, ...]) -> bool:
     if isinstance(value, bool):  # YAML true is a bool, never a number here
         return bool in types
+    if isinstance(value, float) and not math.isfinite(value):  # .nan and .inf are never meant
+        return False
     return isinstance(value, types)
 
 
@@ -128,14 +135,19 @@ def _checked(data: dict, schema: dict[str, _Field], where: str, problems: _Probl
 
 
 def _memory_mb(text, where: str, problems: _Problems) -> int | None:
+    match = _MEMORY.match(str(text)) if not isinstance(text, int) else None
     if isinstance(text, int):
-        return text
-    match = _MEMORY.match(str(text))
-    if not match:
+        value, unit = float(text), "mb"
+    elif match:
+        value, unit = float(match.group(1)), (match.group(2) or "MB").lower()
+    else:
         problems.add(where, f"cannot read {text!r} as a memory size", "write it as 512MB or 4GB")
         return None
-    value, unit = float(match.group(1)), (match.group(2) or "MB").lower()
-    return int(value * 1024) if unit.startswith("g") else int(value)
+    mb = value * 1024 if unit.startswith("g") else value
+    if not 0 < mb < MAX_MEMORY_MB:
+        problems.add(where, f"{text!r} is not a plausible memory size", "write it as 512MB or 4GB")
+        return None
+    return int(mb)
 
 
 def _is_loopback(host: str) -> bool:
@@ -204,7 +216,7 @@ def _tracker(data: dict | None, problems: _Problems) -> Tracker:
     env_host, env_port = os.environ.get("TVM_TRACKER_HOST"), os.environ.get("TVM_TRACKER_PORT")
     port = data.get("port")
     if port is None and env_port:
-        if env_port.isdigit():
+        if env_port.isascii() and env_port.isdigit():
             port = int(env_port)
         else:
             problems.add("TVM_TRACKER_PORT", f"{env_port!r} is not a port number", "export TVM_TRACKER_PORT=9190")
@@ -256,7 +268,11 @@ def _board(index: int, raw, problems: _Problems) -> Board | None:
         except SplitnetError as exc:
             problems.add(f"{where}target", f"unknown preset {target!r}", exc.fix)
     elif isinstance(target, dict):
-        why = check_target(target)
+        try:
+            json.dumps(target)  # TVM recurses into a self-referencing (YAML anchor) dict and crashes
+            why = check_target(target)
+        except (ValueError, TypeError) as exc:
+            why = f"not a plain mapping of values ({exc})"
         if why:
             problems.add(f"{where}target", f"TVM rejects this target: {why}", "fix the target dict or use a preset")
         if "key" not in data and "key" not in raw:
@@ -318,6 +334,8 @@ def parse_inventory(data, source: str) -> Inventory:
         problems.add(
             "placement", f"unknown strategy {top['placement']!r}", f"use one of: {', '.join(list_strategies())}"
         )
+    if "policy" in top and top["policy"] not in POLICIES:
+        problems.add("policy", f"unknown recovery policy {top['policy']!r}", f"use one of: {', '.join(POLICIES)}")
     raw_boards = top.get("boards")
     if "boards" not in data:
         problems.add("boards", "missing", f"add {TOP['boards'].example}")
@@ -349,6 +367,7 @@ def parse_inventory(data, source: str) -> Inventory:
         source=source,
         placement=top.get("placement"),
         trusted_network=top.get("trusted_network", False),
+        policy=top.get("policy"),
     )
 
 

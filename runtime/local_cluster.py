@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +164,31 @@ class LocalCluster:
         self._quotas.clear()
         _LIVE.discard(self)
         shutil.rmtree(self._log_dir, ignore_errors=True)
+
+    def server_of(self, board: str) -> LocalServer:
+        for server in self.servers:
+            if server.board.name == board:
+                return server
+        raise KeyError(board)
+
+    def kill_board(self, board: str) -> None:
+        """SIGKILL a board's server and its workers (chaos testing: a board that dies)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.server_of(board).pid, signal.SIGKILL)
+
+    def pause_board(self, board: str, seconds: float) -> None:
+        """SIGSTOP a board's server for ``seconds`` (chaos testing: a board that stalls)."""
+        pid = self.server_of(board).pid
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGSTOP)
+
+        def resume() -> None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGCONT)
+
+        timer = threading.Timer(seconds, resume)
+        timer.daemon = True
+        timer.start()
 
     @property
     def pids(self) -> list[int]:

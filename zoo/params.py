@@ -55,15 +55,18 @@ def _manifest_entry(directory: Path, model: str, classes: int) -> dict | None:
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return None
+    fix = "restore it from the repository (git checkout params/manifest.json)"
     try:
         entries = json.loads(manifest.read_text())["entries"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise TypeError("entries must be a list of mappings")
     except (ValueError, KeyError, TypeError) as exc:
-        raise SplitnetError(
-            f"{manifest} is not a valid params manifest ({exc})",
-            "restore it from the repository (git checkout params/manifest.json)",
-        ) from None
+        raise SplitnetError(f"{manifest} is not a valid params manifest ({exc})", fix) from None
     for entry in entries:
         if entry.get("model") == model and entry.get("classes") == classes and entry.get("n", 1) == 1:
+            missing = [key for key in ("file", "sha256") if not isinstance(entry.get(key), str)]
+            if missing:
+                raise SplitnetError(f"{manifest}: the entry for {model} has no {' or '.join(missing)}", fix)
             return entry
     return None
 
@@ -115,7 +118,13 @@ def load_reference(
                 f"manifest says {entry['sha256'][:12]}...)",
                 "restore it from the repository (git checkout params/)",
             )
-        block.load_parameters(str(path), ctx=mx.cpu())
+        try:
+            block.load_parameters(str(path), ctx=mx.cpu())
+        except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as exc:
+            raise SplitnetError(
+                f"params file {path} does not hold {name}'s weights ({' '.join(str(exc).split())[:120]})",
+                "point its manifest entry at the right file, or remove the entry",
+            ) from None
         source, trained = f"{path.name} (sha256 verified)", True
     block.hybridize(static_alloc=False)
     return Reference(spec=spec, block=block, classes=classes, source=source, trained=trained)
