@@ -166,3 +166,27 @@ def test_a_call_that_never_returns_is_a_timeout_not_a_hang():
 def test_timeouts_follow_measured_latency():
     assert derived_timeout([0.01, 0.02]) == MIN_TIMEOUT_S
     assert derived_timeout([0.5, 0.6]) == pytest.approx(2.4)
+
+
+@pytest.mark.boards
+def test_a_branch_lost_on_the_first_frame_degrades_every_frame(tmp_path, no_leaked_boards):
+    report = tmp_path / "r.json"
+    result = splitrun(
+        "--model",
+        "resnet_tiny",
+        "--runs",
+        "5",
+        "--warmup",
+        "0",
+        "--policy",
+        "degrade",
+        "--chaos",
+        "kill:1@0",
+        "--json",
+        str(report),
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["frames"] == data["frames_degraded"] == 13
+    assert check(data, "distributed vs in-process")["status"] == "INFO"  # nothing exact to compare
+    assert check(data, "degraded frames")["status"] == "PASS"
