@@ -9,13 +9,12 @@ to query the tracker, and makes the exit status non-zero.
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from splitnet.framework.console import console
+from splitnet.framework.console import console, results_console
 from splitnet.runtime.board_session import query_hint
 from splitnet.runtime.fleet import BoardStatus, Fleet
 from splitnet.runtime.inventory_file import resolve_inventory
@@ -90,7 +89,7 @@ def boards(inventory_spec: str | None, wait_s: float, json_path: Path | None) ->
         fleet.start(require_all=False)
     with fleet:
         rows = survey(fleet)
-    out = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
+    out = results_console()
     render_boards(rows, f"{inventory.description or inventory.source} (tracker {fleet.tracker_address})", out)
     out.print("free: servers under the board's key that the tracker could hand out before the probe")
     if json_path is not None:

@@ -176,8 +176,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SplitnetError(f"--warmup must not be negative, got {args.warmup}", "pass --warmup 3")
     if args.timeout is not None and not args.timeout > 0:
         raise SplitnetError(f"--timeout must be positive, got {args.timeout}", "e.g. --timeout 5")
-    from rich.console import Console
-    from splitnet.framework.console import console
+    from splitnet.framework.console import console, results_console
     from splitnet.framework.pipeline import RunOptions, run
     from splitnet.framework.report import render
 
@@ -199,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
             chaos=tuple(args.chaos),
         )
     )
-    render(report, Console(highlight=False, width=None if sys.stdout.isatty() else 140))
+    render(report, results_console())
     if args.json is not None:
         report.write_json(args.json)
         console.print(f"report written to {args.json}")

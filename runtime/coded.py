@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +125,7 @@ class CodedDense:
         blocks, parity, self.heights = row_blocks(layer.weight.astype(np.float32), self.k)
         self.bias = layer.bias
         self.modules: list[RemoteModule] = []
+        self._late: dict[int, Future] = {}  # block calls still running when the last output decoded
         for session, block in zip(sessions, [*blocks, parity], strict=True):
             done = submit(session.load, artifact_for(session.board), (np.ascontiguousarray(block),))
             self.modules.append(done.result(timeout=FIRST_CALL_TIMEOUT_S))
@@ -164,7 +165,7 @@ class CodedDense:
 
     def _report_late_failures(self, failed: Failure) -> None:
         """Blocks that were not needed last time but have since failed are failures too."""
-        for j, future in getattr(self, "_late", {}).items():
+        for j, future in self._late.items():
             if future.done() and future.exception() is not None:
                 failed(self.modules[j].board, "error", " ".join(str(future.exception()).split())[:200], 0.0)
         self._late = {}

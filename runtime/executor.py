@@ -214,6 +214,3 @@ class DistributedSplit:
             event.action = f"branch {i} re-placed on {module.board}, frame re-run"
             event.recovered_ms = (time.perf_counter() - detected) * 1000.0
         return outcome.value, time.perf_counter() - start
-
-    def close(self) -> None:
-        """Nothing to join: calls run on daemon threads, abandoned ones included."""

@@ -135,14 +135,12 @@ def _checked(data: dict, schema: dict[str, _Field], where: str, problems: _Probl
 
 
 def _memory_mb(text, where: str, problems: _Problems) -> int | None:
-    match = _MEMORY.match(str(text)) if not isinstance(text, int) else None
-    if isinstance(text, int):
-        value, unit = float(text), "mb"
-    elif match:
-        value, unit = float(match.group(1)), (match.group(2) or "MB").lower()
-    else:
+    """``512MB``, ``4 GB``, ``2GiB`` or a bare number of megabytes."""
+    match = _MEMORY.match(str(text))  # an int matches too: digits, no unit
+    if not match:
         problems.add(where, f"cannot read {text!r} as a memory size", "write it as 512MB or 4GB")
         return None
+    value, unit = float(match.group(1)), (match.group(2) or "MB").lower()
     mb = value * 1024 if unit.startswith("g") else value
     if not 0 < mb < MAX_MEMORY_MB:
         problems.add(where, f"{text!r} is not a plausible memory size", "write it as 512MB or 4GB")

@@ -46,7 +46,7 @@ def build_runner(
             if len(names) < 2:
                 raise SplitnetError("replicate needs at least two boards", "add a board, or use --policy spare")
             other = inventory.board(_secondary(placement.branches[i], names))
-            replicas.append(load(sessions[other.name], _artifact(split, i, other, artifacts[i])))
+            replicas.append(load(sessions[other.name], _artifact(split, i, other)))
         branches.append(replicas)
     coded_head = None
     if policy == "coded":
@@ -63,17 +63,16 @@ def build_runner(
         feature_shapes=[(1, size) for size in split.plan.head.feature_sizes],
     )
     if policy in REPLACING:
-        runner.recover = _recoverer(runner, split, placement, inventory, sessions, artifacts, load)
+        runner.recover = _recoverer(runner, split, placement, inventory, sessions, load)
     return runner
 
 
-def _artifact(split: SplitModel, i: int, board: Board, same_target: CompiledArtifact) -> CompiledArtifact:
-    if board.build_target == same_target.target and board.build_format == same_target.path.suffix.lstrip("."):
-        return same_target
+def _artifact(split: SplitModel, i: int, board: Board) -> CompiledArtifact:
+    """Branch ``i`` built for ``board`` (from the compile cache when the target was built already)."""
     return compile_part(split.branches[i], board.build_target, board.build_format)
 
 
-def _recoverer(runner, split, placement, inventory, sessions, artifacts, load):
+def _recoverer(runner, split, placement, inventory, sessions, load):
     def recover(branch: int, dead: set[str]) -> RemoteModule:
         alive = [b for b in inventory.boards if b.name not in dead]
         if not alive:
@@ -81,6 +80,6 @@ def _recoverer(runner, split, placement, inventory, sessions, artifacts, load):
         in_use = [m.board for m in runner.modules() if m is not None]
         spares = [b for b in alive if b.name in placement.spares and b.name not in in_use]
         target = spares[0] if spares else min(alive, key=lambda b: (in_use.count(b.name) / b.relative_speed, b.name))
-        return load(sessions[target.name], _artifact(split, branch, target, artifacts[branch]))
+        return load(sessions[target.name], _artifact(split, branch, target))
 
     return recover

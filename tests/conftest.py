@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -36,6 +38,30 @@ def tiny_graph(tiny_reference):
     from splitnet.partitioners import graph_from_block
 
     return graph_from_block(tiny_reference.block, tiny_reference.spec.input_shape)
+
+
+def splitrun_popen(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
+    """``splitrun ARGS`` as a user runs it, in a subprocess with piped text output."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "splitnet", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        **kwargs,
+    )
+
+
+def splitrun(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``splitrun ARGS`` run to completion (killed after ``timeout`` s)."""
+    with splitrun_popen(*args, env=env) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def random_input(shape, seed: int = 0) -> np.ndarray:

@@ -10,14 +10,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import rpc_processes
+from conftest import rpc_processes, splitrun_popen
 from PIL import Image
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.images import load_frames, preprocess
@@ -30,17 +29,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 STOP_WAIT_S = 3.0  # how long stopped boards may take to disappear from the process table
 PIXEL_TOLERANCE = 1.5 / 255  # one 8-bit step, after the 16 -> 8 bit rounding
-
-
-def _popen(args: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "splitnet", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-        **kwargs,
-    )
 
 
 def _no_boards_left(pid: int) -> set[int]:
@@ -139,7 +127,7 @@ def running(tmp_path_factory, tiny_reference):
     """Every case started at once (each fails before any board starts, so they overlap freely)."""
     root = tmp_path_factory.mktemp("bad-input")
     cases = _cases(root, tiny_reference.block)
-    procs = {name: (_popen([*TINY, *args], env), fragments) for name, (args, env, fragments) in cases.items()}
+    procs = {name: (splitrun_popen(*TINY, *args, env=env), fragments) for name, (args, env, fragments) in cases.items()}
     yield procs
     for proc, _ in procs.values():
         if proc.poll() is None:
@@ -246,7 +234,7 @@ def test_images_of_odd_modes_and_sizes_are_converted(tmp_path):
     folder = tmp_path / "odd"
     folder.mkdir()
     count = _odd_images(folder)
-    proc = _popen([*TINY, "--images", str(folder)])
+    proc = splitrun_popen(*TINY, "--images", str(folder))
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "error:" not in err
@@ -267,7 +255,7 @@ def test_a_16_bit_image_looks_like_its_8_bit_version():
 def test_an_unwritable_report_path_is_one_line(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    proc = _popen([*TINY, "--json", str(blocker / "report.json")])
+    proc = splitrun_popen(*TINY, "--json", str(blocker / "report.json"))
     out, err = proc.communicate(timeout=300)
     _assert_one_line(proc, out, err, str(blocker))
 
@@ -324,7 +312,7 @@ def test_ctrl_c_during_compile_stops_boards_and_leaves_no_half_cache_entry(tmp_p
     cache = tmp_path / "cache"
     cache.mkdir()
     args = ["--model", "resnet18_v1", "--runs", "1", "--warmup", "0"]
-    with _popen(args, {"SPLITNET_CACHE": str(cache)}, start_new_session=True) as proc:
+    with splitrun_popen(*args, env={"SPLITNET_CACHE": str(cache)}, start_new_session=True) as proc:
         out, err = _Drain(proc.stdout), _Drain(proc.stderr)
         out.start()
         err.start()

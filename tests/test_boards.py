@@ -5,30 +5,18 @@ slowed down by a real CPU quota."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import rpc_processes
+from conftest import rpc_processes, splitrun
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime import Board, LocalCluster, free_port
 from splitnet.runtime.cpu_quota import CpuQuota
 
 pytestmark = pytest.mark.boards
 TINY = ["--model", "resnet_tiny", "--runs", "3", "--warmup", "1"]
-
-
-def splitrun(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "splitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200", **(env or {})},
-    )
 
 
 def write(tmp_path, text: str):

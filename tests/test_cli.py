@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import ATOL_FP32, rpc_processes
+from conftest import ATOL_FP32, rpc_processes, splitrun, splitrun_popen
 from PIL import Image
 
 pytestmark = pytest.mark.boards
 TINY = ["--model", "resnet_tiny", "--runs", "3", "--warmup", "1"]
-
-
-def splitrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "splitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "160"},
-    )
 
 
 def test_tiny_run_end_to_end(tmp_path):
@@ -86,13 +73,7 @@ def _bad_input_cases(tmp_path):
 )
 def test_bad_input_is_one_line_with_a_fix(case, tmp_path):
     args, expected = _bad_input_cases(tmp_path)[case]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "splitnet", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    proc = splitrun_popen(*args)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2
     assert "Traceback" not in err + out
@@ -102,12 +83,7 @@ def test_bad_input_is_one_line_with_a_fix(case, tmp_path):
 
 
 def test_ctrl_c_during_a_run_stops_every_board(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "splitnet", "--model", "resnet_tiny", "--runs", "1000000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = splitrun_popen("--model", "resnet_tiny", "--runs", "1000000")
     deadline = time.monotonic() + 120
     while len(rpc_processes(owner=proc.pid)) < 3 and time.monotonic() < deadline:
         time.sleep(0.2)

@@ -4,31 +4,18 @@ on real local RPC servers, under every recovery policy; and the pieces underneat
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import ATOL_FP32, rpc_processes
+from conftest import ATOL_FP32, rpc_processes, splitrun, splitrun_popen
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.chaos import parse_chaos
 from splitnet.runtime.coded import decode, head_layers, row_blocks
 from splitnet.runtime.guard import MIN_TIMEOUT_S, derived_timeout, first_success, submit
 
 FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0"]  # + 8 verify frames: 108 sent
-
-
-def splitrun(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "splitnet", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def run_json(tmp_path, *args: str) -> dict:
@@ -89,12 +76,7 @@ def test_degrade_answers_from_the_surviving_branch_and_flags_it(tmp_path, no_lea
 
 @pytest.mark.boards
 def test_policy_none_stops_with_one_line_naming_the_board(tmp_path):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "splitnet", *FRAMES, "--policy", "none", "--chaos", "kill:1@20"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = splitrun_popen(*FRAMES, "--policy", "none", "--chaos", "kill:1@20")
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2 and "Traceback" not in err
     (line,) = [x for x in err.splitlines() if x.startswith("error:")]

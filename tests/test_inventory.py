@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
-from conftest import rpc_processes
+from conftest import rpc_processes, splitrun
 from splitnet.framework.errors import ProblemsError, SplitnetError
 from splitnet.framework.targets import check_target, runs_here
 from splitnet.runtime import builtin_inventory, get_preset, list_presets, load_inventory
@@ -216,13 +214,7 @@ def test_missing_and_unreadable_files(tmp_path):
 def test_cli_prints_each_problem_on_its_own_line_and_starts_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("boards:\n  - {name: a, target: x86, cores: many}\n  - {name: a, target: nope}\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "splitnet", "--model", "resnet_tiny", "--inventory", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    proc = splitrun("--model", "resnet_tiny", "--inventory", str(bad), timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 3, proc.stderr

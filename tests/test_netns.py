@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import rpc_processes
+from conftest import rpc_processes, splitrun_popen
 from splitnet.framework.errors import ProblemsError
 from splitnet.runtime import inventory_file
 
@@ -191,13 +191,7 @@ def _inventory(links: Links) -> str:
 
 
 def _splitrun(inventory: Path, report: Path) -> dict:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "splitnet", *TINY, "--inventory", str(inventory), "--json", str(report)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "COLUMNS": "160"},
-    )
+    proc = splitrun_popen(*TINY, "--inventory", str(inventory), "--json", str(report))
     try:
         out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
     except subprocess.TimeoutExpired:

@@ -51,7 +51,6 @@ def test_two_boards_run_the_split_and_match_mxnet(tiny_reference, tiny_graph, no
                 assert len(result.branch_call_s) == 2 and result.total_s >= max(result.branch_call_s)
             assert all(t > 0 for m in modules for t in m.compute_times(x, repeat=2))
         finally:
-            runner.close()
             for board_session in sessions.values():
                 board_session.close()
         # sessions went back: both boards register as free again (servers re-register async)
