@@ -30,6 +30,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 DEFAULT_COMMAND = "run"
+MAX_DEPTH = 16
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -149,6 +150,13 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--runs", type=int, default=20, help="timed frames after warm-up (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed warm-up frames (default 3)")
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=2,
+        help="frames in flight for the steady-state throughput phase, run after the --runs single frames "
+        "(default 2; 1 skips it)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the init when no trained params ship")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
 
@@ -174,6 +182,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SplitnetError(f"--runs must be at least 1, got {args.runs}", "pass --runs 20")
     if args.warmup < 0:
         raise SplitnetError(f"--warmup must not be negative, got {args.warmup}", "pass --warmup 3")
+    if not 1 <= args.depth <= MAX_DEPTH:
+        raise SplitnetError(f"--depth must be from 1 to {MAX_DEPTH}, got {args.depth}", "pass --depth 2")
     if args.timeout is not None and not args.timeout > 0:
         raise SplitnetError(f"--timeout must be positive, got {args.timeout}", "e.g. --timeout 5")
     from splitnet.framework.console import console, results_console
@@ -196,6 +206,7 @@ def _run(args: argparse.Namespace) -> int:
             policy=args.policy,
             timeout_s=args.timeout,
             chaos=tuple(args.chaos),
+            depth=args.depth,
         )
     )
     render(report, results_console())
@@ -235,6 +246,28 @@ register_command(
 )
 
 
+def _tune_arguments(parser: argparse.ArgumentParser) -> None:
+    from splitnet.tuning.command import add_arguments
+
+    add_arguments(parser)
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from splitnet.tuning.command import execute
+
+    return execute(args)
+
+
+register_command(
+    Command(
+        "tune",
+        "tune the branches and head with MetaSchedule and write the database that compile applies",
+        _tune_arguments,
+        _tune,
+    )
+)
+
+
 def build_parser(name: str = DEFAULT_COMMAND) -> argparse.ArgumentParser:
     command = _COMMANDS.get(name)
     others = "; ".join(f"splitrun {n}: {c.summary}" for n, c in _COMMANDS.items() if n != name)
@@ -260,6 +293,11 @@ def _terminate(signum, frame) -> None:
 
 
 _INTERRUPTED = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether the user pressed Ctrl-C (even when TVM handed it back as another exception)."""
+    return _INTERRUPTED.is_set()
 
 
 def _interrupt(signum, frame) -> None:

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +26,14 @@ import onnx
 import tvm
 from splitnet.framework.cache import cache_root, content_key
 from splitnet.framework.errors import SplitnetError
+from splitnet.framework.onnx_fold import fold_batch_norm
 from splitnet.framework.quiet import quiet_native
 from splitnet.framework.targets import EXPORT_FORMATS, cross_cxx, describe, target_key, to_tvm
 from splitnet.partitioners.split_model import Part
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
-COMPILER_VERSION = "2"  # bump when this module changes what it produces
+COMPILER_VERSION = "3"  # bump when this module changes what it produces
 
 
 @dataclass(frozen=True)
@@ -63,18 +65,34 @@ def to_onnx(part: Part, path: Path) -> onnx.ModelProto:
 
 
 def to_relax(part: Part, model: onnx.ModelProto) -> tvm.IRModule:
+    """The part as a Relax module, batch norm folded into the convolutions first."""
+    fold_batch_norm(model)
     shapes = {name: list(shape) for name, shape in zip(part.input_names, part.input_shapes, strict=True)}
     return from_onnx(model, shape_dict=shapes)
 
 
+def lowered(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
+    """Legalized and fused, as MetaSchedule sees it: the form tuning extracts tasks from and
+    the form tuning records are applied to (the same passes as TVM's static-shape tuning)."""
+    with target:
+        return tvm.transform.Sequential(
+            [
+                relax.transform.DecomposeOpsForInference(),
+                relax.transform.CanonicalizeBindings(),
+                relax.pipeline.zero_pipeline(),
+            ]
+        )(mod)
+
+
 def _apply_tuning(mod: tvm.IRModule, target: tvm.target.Target, database: Path) -> tvm.IRModule:
-    """Apply a MetaSchedule database's records (the tuning stage writes them)."""
+    """Apply a MetaSchedule database's records (``splitrun tune`` writes them)."""
     from tvm.s_tir import meta_schedule as ms
 
     db = ms.database.JSONDatabase(
         path_workload=str(database / "database_workload.json"),
         path_tuning_record=str(database / "database_tuning_record.json"),
     )
+    mod = lowered(mod, target)
     with target, db:
         return relax.transform.MetaScheduleApplyDatabase()(mod)
 
@@ -184,6 +202,8 @@ class LocalModule:
             self._lib = tvm.runtime.load_module(str(artifact.path))
         self._dev = tvm.cpu(0)
         self._vm = relax.VirtualMachine(self._lib, self._dev)
+        self._lock = threading.Lock()  # a VM is not re-entrant; pipelined frames share the head
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()
+        with self._lock:
+            return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()

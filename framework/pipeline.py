@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from splitnet.runtime.inventory_file import resolve_inventory
 from splitnet.runtime.placement import Placement, check_strategy, needs_probe, place, validated
 from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
 from splitnet.runtime.recovery import build_runner
+from splitnet.tuning import TuningKey, find_database, untuned_note
 from splitnet.zoo import get_model_spec, load_reference
 
 DEFAULT_POLICY = "spare"
@@ -60,6 +62,7 @@ class RunOptions:
     policy: str | None = None  # None: the inventory's choice, else spare
     timeout_s: float | None = None  # None: derived from the calls of the verify pass
     chaos: tuple[ChaosEvent, ...] = ()
+    depth: int = 2  # frames in flight in the steady-state phase (1: no such phase)
 
 
 def _progress() -> Progress:
@@ -88,17 +91,31 @@ class Stopwatch:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def _compile_all(split: SplitModel, placement: Placement, inventory: Inventory, progress: Progress):
+def _tuned_part(part, key: TuningKey, target: dict, fmt: str, notes: list) -> CompiledArtifact:
+    """Compile with the tuning database that matches this build, if one exists, and say which."""
+    match = find_database(key)
+    notes.append((part.name, match.note if match else untuned_note(key)))
+    return compile_part(part, target, fmt, database=match.path if match else None)
+
+
+def _compile_all(split: SplitModel, placement: Placement, inventory: Inventory, progress: Progress, input_shape):
     parts = [*split.branches, split.head]
     task = progress.add_task("export + compile", total=len(parts))
+    shares = [b.share for b in split.plan.branches]
+    notes: list[str] = []
     artifacts: list[CompiledArtifact] = []
     for i, branch in enumerate(split.branches):
         board = inventory.board(placement.branches[i])
-        artifacts.append(compile_part(branch, board.build_target, board.build_format))
+        key = TuningKey.of(split.plan.model, input_shape, shares, board.build_target)
+        artifacts.append(_tuned_part(branch, key, board.build_target, board.build_format, notes))
         progress.advance(task)
-    head = compile_part(split.head, host_target())
+    key = TuningKey.of(split.plan.model, input_shape, shares, host_target())
+    head = _tuned_part(split.head, key, host_target(), "so", notes)
     progress.advance(task)
-    return artifacts, head
+    grouped: dict[str, list[str]] = {}
+    for name, note in notes:
+        grouped.setdefault(note, []).append(name)
+    return artifacts, head, tuple(f"{', '.join(names)}: {note}" for note, names in grouped.items())
 
 
 def _probe_all(sessions: dict[str, BoardSession], progress: Progress) -> list[ProbeResult]:
@@ -148,7 +165,9 @@ def run(options: RunOptions) -> RunReport:
                     ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
                     split_logits = np.concatenate([split(f.tensor) for f in frame_list])
                 with watch.stage("compile"):
-                    artifacts, head_artifact = _compile_all(split, placement, inventory, progress)
+                    artifacts, head_artifact, tuning_notes = _compile_all(
+                        split, placement, inventory, progress, spec.input_shape
+                    )
                     head = LocalModule(head_artifact)
                 chaos = Chaos(list(options.chaos), inventory, fleet.cluster)
                 copies = len(artifacts) * (2 if policy == "replicate" else 1)
@@ -187,7 +206,12 @@ def run(options: RunOptions) -> RunReport:
             Check("distributed vs in-process split (MXNet)", "no exact frames", INFO, "all degraded"),
             0.0,
         )
-    checks = [fidelity_check, frames_answered(len(timed.frames), options.runs + options.warmup + len(frame_list))]
+    checks = [
+        fidelity_check,
+        frames_answered(
+            len(timed.frames), options.runs * (2 if options.depth > 1 else 1) + options.warmup + len(frame_list)
+        ),
+    ]
     degraded = [f for f in timed.frames if f.degraded]
     if degraded:
         checks.append(_degraded_check(degraded, split, frame_list))
@@ -241,6 +265,9 @@ def run(options: RunOptions) -> RunReport:
         worst_frame_ms=max(f.total_s for f in timed.frames) * 1000.0,
         dead_boards=tuple(sorted(runner.dead)),
         frame_ms=tuple(f.total_s * 1000.0 for f in timed.frames),
+        depth=options.depth,
+        tuning=tuning_notes,
+        steady_fps=timed.steady_fps,
         parity_decodes=runner.coded_head.recovered_blocks if runner.coded_head is not None else 0,
         fidelity_max_abs_diff=diff,
         agreement_rate=rate,
@@ -260,12 +287,13 @@ class FrameRecord:
     lost: tuple[int, ...]  # branches dropped when it ran (degrade policy)
 
 
-@dataclass(frozen=True)
+@dataclass
 class TimedRuns:
     frames: list[FrameRecord]  # every frame sent: verify pass, warm-up, timed
     branch_call_s: list[tuple[float, ...]]  # timed frames only, from here on
     total_s: list[float]
     head_s: list[float]
+    steady_fps: float = 0.0  # frames/s with --depth frames in flight (0 when depth is 1)
 
 
 def _compute_s(branch: int, module, x: np.ndarray, repeat: int) -> float:
@@ -283,9 +311,13 @@ def _run_frames(
     """A verify pass over every image, then warm-up and timed frames (cycling); every answer kept.
 
     The verify pass runs with the first-call timeout; its branch call times then set the
-    timeout for the rest (unless ``--timeout`` fixed it).
+    timeout for the rest (unless ``--timeout`` fixed it). The timed frames run one at a time
+    (single-frame latency); then, with ``depth`` > 1, as many again with ``depth`` frames in
+    flight, so a board starts the next frame while the head and the transfers of the last
+    one are still going (steady-state throughput).
     """
-    task = progress.add_task("frames", total=len(frames) + options.warmup + options.runs)
+    pipelined = options.runs if options.depth > 1 else 0
+    task = progress.add_task("frames", total=len(frames) + options.warmup + options.runs + pipelined)
     timed = TimedRuns([], [], [], [])
 
     def one(image: int):
@@ -307,6 +339,11 @@ def _run_frames(
                 timed.branch_call_s.append(result.branch_call_s)
                 timed.total_s.append(result.total_s)
                 timed.head_s.append(result.head_s)
+    if options.depth > 1:  # steady state: `depth` frames in flight, so boards never wait on the head
+        with watch.stage("pipelined frames"), ThreadPoolExecutor(options.depth, "splitnet-frame") as pool:
+            start = time.perf_counter()
+            list(pool.map(one, (i % len(frames) for i in range(options.runs))))
+            timed.steady_fps = options.runs / (time.perf_counter() - start)
     return timed
 
 

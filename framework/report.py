@@ -101,6 +101,9 @@ class RunReport:
     dead_boards: tuple[str, ...] = ()
     parity_decodes: int = 0  # coded policy: head outputs decoded from the parity block
     frame_ms: tuple[float, ...] = ()  # every frame sent, in order
+    depth: int = 1  # frames in flight in the steady-state phase
+    steady_fps: float = 0.0  # frames/s with `depth` frames in flight (pipelined)
+    tuning: tuple[str, ...] = ()  # per compiled part: which tuning database was applied, or why none
 
     @property
     def ok(self) -> bool:
@@ -216,13 +219,18 @@ def render(report: RunReport, console: Console) -> None:
         console.print(faults)
 
     e2e = report.end_to_end
-    latency = Table(title=f"End to end ({e2e.frames} frames after warm-up)", title_justify="left")
-    for column in ("mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "throughput (frames/s)"):
+    latency = Table(title=f"End to end ({e2e.frames} frames after warm-up, one in flight)", title_justify="left")
+    columns = ["mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "frames/s (1 in flight)"]
+    values = [e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms, report.throughput_fps]
+    if report.depth > 1:
+        columns.append(f"frames/s ({report.depth} in flight)")
+        values.append(report.steady_fps)
+    for column in columns:
         latency.add_column(column, justify="right")
-    latency.add_row(
-        *(f"{v:.2f}" for v in (e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms, report.throughput_fps))
-    )
+    latency.add_row(*(f"{v:.2f}" for v in values))
     console.print(latency)
+    if report.tuning:
+        console.print("tuning: " + "; ".join(report.tuning), soft_wrap=True)
 
     checks = Table(title="Checks", title_justify="left")
     for column in ("check", "result", "status", "detail"):

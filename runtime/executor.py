@@ -82,6 +82,10 @@ class DistributedSplit:
     events: list[FaultEvent] = field(default_factory=list)
     frames: int = 0
     _unfinished: list = field(default_factory=list)  # replica calls still running after their frame
+    # Pipelined runs call this from several threads at once (one frame each): the frame
+    # counter, the fault bookkeeping and recovery are shared, so they are taken under a lock;
+    # the boards themselves serialise calls with their session locks.
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -93,9 +97,10 @@ class DistributedSplit:
         return [next((m for m in replicas if m.board not in self.dead), None) for replicas in self.branches]
 
     def __call__(self, x: np.ndarray) -> FrameResult:
-        frame, self.frames = self.frames, self.frames + 1
+        with self._lock:
+            frame, self.frames = self.frames, self.frames + 1
+            new_events: list[FaultEvent] = self._late_failures(frame)
         start = time.perf_counter()
-        new_events: list[FaultEvent] = self._late_failures(frame)
         futures, lives = {}, {}
         for i, replicas in enumerate(self.branches):
             if i in self.lost:
@@ -117,11 +122,13 @@ class DistributedSplit:
                     event.action = f"the replica on {live[outcome.winner].board} answered"
                 new_events += failed_now
                 reported = {failure[0] for failure in outcome.failures} | {outcome.winner}
-                self._unfinished += [
-                    (frame, i, live[j], f, start) for j, f in enumerate(futures[i]) if j not in reported
-                ]
+                with self._lock:
+                    self._unfinished += [
+                        (frame, i, live[j], f, start) for j, f in enumerate(futures[i]) if j not in reported
+                    ]
                 continue
-            features[i], call_s[i] = self._handle_lost_branch(frame, i, x, failed_now, start)
+            with self._lock:
+                features[i], call_s[i] = self._handle_lost_branch(frame, i, x, failed_now, start)
             new_events += failed_now
         degraded = bool(self.lost)
         for i in self.lost:
@@ -143,7 +150,8 @@ class DistributedSplit:
         for event in new_events:
             if event.recovered_ms is None and not degraded:
                 event.recovered_ms = max((end - start) * 1000.0 - event.detected_ms, 0.0)
-        self.events += new_events
+        with self._lock:
+            self.events += new_events
         return FrameResult(
             logits=logits,
             features=tuple(features),
@@ -189,11 +197,16 @@ class DistributedSplit:
                 event.action = f"branch {i} dropped: frames answered from the other branches, flagged degraded"
             return np.zeros(self.feature_shapes[i], dtype=np.float32), time.perf_counter() - start
         detected = time.perf_counter()
-        try:
-            module = submit(self.recover, i, set(self.dead)).result(timeout=FIRST_CALL_TIMEOUT_S)
-        except SplitnetError as exc:
-            raise SplitnetError(f"branch {i} lost on {boards} at frame {frame}, and {exc.message}", exc.fix) from None
-        self.branches[i] = [module]
+        # With frames in flight, an earlier frame may have re-placed this branch already.
+        module = next((m for m in self.branches[i] if m.board not in self.dead), None)
+        if module is None:
+            try:
+                module = submit(self.recover, i, set(self.dead)).result(timeout=FIRST_CALL_TIMEOUT_S)
+            except SplitnetError as exc:
+                raise SplitnetError(
+                    f"branch {i} lost on {boards} at frame {frame}, and {exc.message}", exc.fix
+                ) from None
+            self.branches[i] = [module]
         outcome = first_success(
             [submit(module.call_unless, threading.Event(), x)], time.perf_counter() + self.timeout_s * 4, detected
         )

@@ -1,0 +1,134 @@
+"""Which tuning database belongs to which build: the key and the lookup.
+
+A MetaSchedule record is only useful for the exact loop nest it was tuned on, and that
+depends on the model, the input shape, N, the channels each branch owns and the target. So
+every database folder under ``tuning/`` carries a ``key.json`` with exactly those, and the
+compile stage looks for the folder whose key matches its build. A database tuned on another
+CPU of the same architecture still applies (schedules never change results, only speed); the
+lookup says so instead of silently pretending the code is tuned for this CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from splitnet.framework.targets import describe, target_key
+
+TUNING_DIR_ENV = "SPLITNET_TUNING_DIR"
+KEY_FILE = "key.json"
+DB_FILES = ("database_workload.json", "database_tuning_record.json")
+
+
+def tuning_root() -> Path:
+    """``$SPLITNET_TUNING_DIR``, else the repository's ``tuning/`` folder (where shipped databases live)."""
+    env = os.environ.get(TUNING_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class TuningKey:
+    """What a database was tuned for. ``shares`` are the branch width shares, rounded."""
+
+    model: str
+    input_shape: tuple[int, ...]
+    n: int
+    shares: tuple[float, ...]
+    target: dict
+
+    @staticmethod
+    def of(model: str, input_shape, shares, target: dict) -> TuningKey:
+        return TuningKey(
+            model,
+            tuple(int(d) for d in input_shape),
+            len(shares),
+            tuple(round(float(s), 4) for s in shares),
+            dict(target),
+        )
+
+    @property
+    def folder_name(self) -> str:
+        shape = "x".join(str(d) for d in self.input_shape)
+        widths = "-".join(f"{s:g}" for s in self.shares)
+        cpu = self.target.get("mcpu", self.target.get("kind", "target"))
+        return f"{self.model}_{shape}_n{self.n}_w{widths}_{cpu}_{self.target.get('num-cores', 1)}core"
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        data["shares"] = list(self.shares)
+        return data
+
+    @staticmethod
+    def from_json(data: dict) -> TuningKey:
+        return TuningKey(
+            data["model"], tuple(data["input_shape"]), int(data["n"]), tuple(data["shares"]), data["target"]
+        )
+
+    def same_build(self, other: TuningKey) -> bool:
+        return (self.model, self.input_shape, self.n, self.shares) == (
+            other.model,
+            other.input_shape,
+            other.n,
+            other.shares,
+        )
+
+
+def _without_cpu(target: dict) -> str:
+    return target_key({k: v for k, v in target.items() if k != "mcpu"})
+
+
+@dataclass(frozen=True)
+class DatabaseMatch:
+    """A database found for a build, and how well it matches (``exact`` or tuned on another CPU)."""
+
+    path: Path
+    key: TuningKey
+    exact: bool
+
+    @property
+    def note(self) -> str:
+        where = self.path.name
+        if self.exact:
+            return f"tuned: database {where}"
+        return (
+            f"tuned on another CPU ({self.key.target.get('mcpu', '?')}): database {where} applied; "
+            "code is correct but may be slower here (run splitrun tune to tune for this CPU)"
+        )
+
+
+def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
+    """Every complete database under ``root`` with its key (folders without one are skipped)."""
+    root = root or tuning_root()
+    found = []
+    for key_file in sorted(root.glob(f"*/{KEY_FILE}")):
+        folder = key_file.parent
+        if not all((folder / name).exists() for name in DB_FILES):
+            continue
+        try:
+            found.append((folder, TuningKey.from_json(json.loads(key_file.read_text()))))
+        except (ValueError, KeyError, TypeError):
+            continue  # a malformed key is not ours to trust; the build stays untuned
+    return found
+
+
+def find_database(key: TuningKey, root: Path | None = None) -> DatabaseMatch | None:
+    """The database for ``key``: the exact one, else one for the same build on another CPU."""
+    near = None
+    for folder, found in database_folders(root):
+        if not key.same_build(found):
+            continue
+        if target_key(found.target) == target_key(key.target):
+            return DatabaseMatch(folder, found, exact=True)
+        if near is None and _without_cpu(found.target) == _without_cpu(key.target):
+            near = DatabaseMatch(folder, found, exact=False)
+    return near
+
+
+def untuned_note(key: TuningKey) -> str:
+    return (
+        f"untuned: no tuning database for {key.model} N={key.n} on {describe(key.target)} "
+        f"(run: splitrun tune --model {key.model} --branches {key.n})"
+    )
