@@ -30,6 +30,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._plugins_loaded = plugin_group is None
         self._plugin_error: SplitnetError | None = None
+        self._plugin_names: set[str] = set()
 
     def add(self, name: str, item: T) -> T:
         if name in self._items:
@@ -42,6 +43,7 @@ class Registry(Generic[T]):
         same_class = type(existing) is type(item) and type(item).__eq__ is object.__eq__
         if existing is not None and (existing == item or same_class):
             return existing  # the plugin's module already registered it on import
+        self._plugin_names.add(name)
         return self.add(name, item)
 
     def load_plugins(self) -> None:
@@ -60,7 +62,10 @@ class Registry(Generic[T]):
             raise
 
     def reset_plugins(self) -> None:
-        """Forget plugin loading, so the next read looks at the installed entry points again (tests)."""
+        """Forget what plug-ins registered, so the next read loads the installed entry points again (tests)."""
+        for name in self._plugin_names:
+            self._items.pop(name, None)
+        self._plugin_names.clear()
         self._plugins_loaded = self.plugin_group is None
         self._plugin_error = None
 

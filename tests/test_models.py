@@ -223,3 +223,27 @@ def test_splitrun_runs_each_new_family_end_to_end(model, extra, tmp_path, no_lea
     graph = _architecture(model)
     plan = partitioner_for(get_model_spec(model).family).plan(graph, model=model, n=2, widths=None, multiple=8)
     assert [b["flops"] for b in data["branches"]] == [b.flops for b in plan.branches]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["resnet50_v1", "vgg16"])
+def test_full_size_model_split_runs_in_mxnet(model):
+    """The two largest families with real (seeded) weights: N=1 is the reference, N=2 runs.
+
+    Built once each (vgg16 has 138M weights); every other test plans them from shapes alone.
+    """
+    reference = load_reference(model)
+    graph = graph_from_block(reference.block, reference.spec.input_shape)
+    rule = partitioner_for(reference.spec.family)
+    x = random_input(reference.spec.input_shape, seed=4)
+    expected = reference.block(mx.nd.array(x)).asnumpy()
+    one = apply_plan(graph, rule.plan(graph, model=model, n=1, widths=None, multiple=8))
+    np.testing.assert_allclose(one(x), expected, atol=ATOL_N1, rtol=0)
+    del one
+    plan = rule.plan(graph, model=model, n=2, widths=None, multiple=8)
+    two = apply_plan(graph, plan)
+    features = two.features(x)
+    assert [f.shape for f in features] == [(1, b.feature_size) for b in plan.branches]
+    assert [b.param_count for b in two.branches] == [b.params for b in plan.branches]
+    out = two.merge(features)
+    assert out.shape == expected.shape and np.isfinite(out).all()
