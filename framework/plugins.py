@@ -3,12 +3,12 @@
 A package declares, in its ``pyproject.toml``::
 
     [project.entry-points."splitnet.models"]
-    lenet_plugin = "my_package.models:lenet_spec"        # a ModelSpec, a list of them, or a function returning either
+    scoped_net = "my_package.models:model_specs"          # a ModelSpec, a list of them, or a function returning either
 
     [project.entry-points."splitnet.partitioners"]
     by_scope = "my_package.partitioner:ScopePartitioner"  # a partitioner class (or instance)
 
-Once it is installed (``pip install my-package``), ``splitrun --model lenet_plugin`` works:
+Once it is installed (``pip install my-package``), ``splitrun --model scoped_net`` works:
 each group is loaded the first time its registry is read (lazily, once), so importing
 splitnet stays cheap and a plugin never runs unless a model or partitioner is looked up. A
 plugin that fails to import, or names something of the wrong kind, stops the lookup with one

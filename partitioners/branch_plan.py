@@ -35,11 +35,11 @@ def _free_convolution(graph: ModelGraph, tensor: str, fixed: dict[str, Assignmen
     return tensor
 
 
-def _disagreeing_add(graph, node, ins, assignment, fixed) -> tuple[str, Assignment] | None:
+def _disagreeing_add(graph, node, ins, fixed) -> tuple[str, Assignment] | None:
     """(convolution, channels it must take) when an add's inputs disagree and one side can give way.
 
-    A convolution shares its output channels out contiguously by default, but any split with
-    any other split is as exact; a concat's split is not free (it interleaves its inputs'). So
+    A convolution shares its output channels out contiguously by default, but any other
+    split of them is as exact; a concat's split is not free (it interleaves its inputs'). So
     when a concat meets a convolution at an add, the convolution takes the concat's split.
     """
     if graph.op(node) not in _ADDS or any(a is None for a in ins):
@@ -64,7 +64,7 @@ def assign_channels(
         assignment: dict[str, Assignment] = {DATA: None}
         for node in body_ops:
             ins = [assignment[src] for src in graph.data_inputs(node)]
-            realign = _disagreeing_add(graph, node, ins, assignment, fixed)
+            realign = _disagreeing_add(graph, node, ins, fixed)
             if realign is not None:
                 fixed[realign[0]] = realign[1]
                 break  # start again with that convolution's channels fixed
