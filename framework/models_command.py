@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.table import Table
 from splitnet.framework.console import results_console
 from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners import DEFAULT_MULTIPLE, graph_from_architecture, partitioner_for
+from splitnet.partitioners import DEFAULT_MULTIPLE, graph_from_architecture, normalise_shares, partitioner_for
 from splitnet.zoo import get_model_spec, list_models
 
 
@@ -86,6 +86,9 @@ def _branches_text(row: ModelRow) -> str:
 
 
 def models(n: int, multiple: int, json_path: Path | None) -> int:
+    normalise_shares(n, None)  # a bad N is one error, not one per model
+    if multiple < 1:
+        raise SplitnetError(f"--multiple must be >= 1, got {multiple}", "pass --multiple 8 (or 1, 4, 16)")
     rows = [model_row(name, n, multiple) for name in list_models()]
     table = Table(title=f"Registered models (branches planned for N={n}, multiple {multiple})")
     for column in ("model", "family", "partitioner", "input", "params (M)", "GFLOPs", "head params (M)"):

@@ -247,3 +247,29 @@ def test_full_size_model_split_runs_in_mxnet(model):
     assert [b.param_count for b in two.branches] == [b.params for b in plan.branches]
     out = two.merge(features)
     assert out.shape == expected.shape and np.isfinite(out).all()
+
+
+def test_a_registered_user_model_goes_through_load_reference_and_partition():
+    """The in-process path the guide shows: register_model, then the same calls splitrun makes."""
+    from splitnet.partitioners import partition
+    from splitnet.zoo import ModelSpec, register_model
+    from splitnet.zoo.registry import _MODELS
+
+    spec = ModelSpec("user_cnn_test", "cnn", (1, 3, 16, 16), 7, lambda classes: UserCNN(classes=classes))
+    register_model(spec)
+    try:
+        reference = load_reference("user_cnn_test")
+        x = random_input(spec.input_shape, seed=5)
+        expected = reference.block(mx.nd.array(x)).asnumpy()
+        np.testing.assert_allclose(partition(reference, 1, multiple=4)(x), expected, atol=ATOL_N1, rtol=0)
+        split = partition(reference, 3, widths=(2, 1, 1), multiple=4)
+        assert split.plan.partitioner == "cnn" and split(x).shape == (1, 7)
+        assert split.plan.branches[0].feature_size > split.plan.branches[1].feature_size
+    finally:
+        _MODELS._items.pop("user_cnn_test")
+
+
+def test_splitrun_models_rejects_a_bad_branch_count_once():
+    result = splitrun("models", "--branches", "9", timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and "between 1 and 8" in errors[0]
