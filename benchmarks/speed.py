@@ -75,7 +75,7 @@ def peers(model: str, repeat: int) -> dict:
             block = part.block
             block.hybridize(static_alloc=True, static_shape=True)
             data = mx.nd.array(x)
-            out[f"mxnet_{name}_ms"] = _median_ms(lambda b=block: b(data).wait_to_read(), repeat)
+            out[f"mxnet_{name}_ms"] = _median_ms(lambda b=block, d=data: b(d).wait_to_read(), repeat)
             path = Path(scratch) / f"{name}.onnx"
             to_onnx(part, path)
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

@@ -258,12 +258,33 @@ def _tune(args: argparse.Namespace) -> int:
     return execute(args)
 
 
+def _models(args: argparse.Namespace) -> int:
+    from splitnet.framework.models_command import models
+
+    check_output_path(args.json)
+    return models(args.branches, args.multiple, args.json)
+
+
+def _models_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--branches", type=int, default=2, metavar="N", help="plan each model for N branches")
+    parser.add_argument("--multiple", type=int, default=8, help="channel counts per branch round to this (default 8)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the table as JSON")
+
+
 register_command(
     Command(
         "tune",
         "tune the branches and head with MetaSchedule and write the database that compile applies",
         _tune_arguments,
         _tune,
+    )
+)
+register_command(
+    Command(
+        "models",
+        "list the registered models (plug-ins included) with their size and split cost",
+        _models_arguments,
+        _models,
     )
 )
 

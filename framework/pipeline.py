@@ -28,7 +28,7 @@ from splitnet.framework.images import Frame, load_frames
 from splitnet.framework.report import BranchReport, LatencyStats, RunReport
 from splitnet.framework.targets import host_target
 from splitnet.framework.verify import FAIL, FIDELITY_ATOL, INFO, PASS, Check, agreement, fidelity, frames_answered
-from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, graph_from_block, partition
+from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, graph_from_block, partition, partitioner_for
 from splitnet.partitioners.channels import normalise_shares
 from splitnet.partitioners.cost import branch_cost_model
 from splitnet.runtime import BoardSession, DistributedSplit, Inventory
@@ -132,6 +132,7 @@ def run(options: RunOptions) -> RunReport:
     watch = Stopwatch()
     with watch.stage("inputs"):  # bad --model, --images or inventory fail before any heavy work
         spec = get_model_spec(options.model)
+        partitioner_for(spec.family)  # no partitioner for the family, or a broken plug-in: fail now
         frame_list, image_source = load_frames(options.images, spec.input_shape)
         inventory = resolve_inventory(options.inventory)
         strategy = check_strategy(options.placement or inventory.placement or "round-robin", options.widths)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from splitnet.partitioners import cnn as _cnn  # noqa: F401  (registers it)
 from splitnet.partitioners import resnet_v1 as _resnet_v1  # noqa: F401  (registers it)
 from splitnet.partitioners.apply import apply_plan
 from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES, allocate, normalise_shares
-from splitnet.partitioners.graph import ModelGraph, graph_from_block
+from splitnet.partitioners.graph import ModelGraph, graph_from_architecture, graph_from_block
 from splitnet.partitioners.plan import BranchSpec, HeadSpec, SplitPlan
 from splitnet.partitioners.registry import (
     Partitioner,
@@ -45,6 +46,7 @@ __all__ = [
     "allocate",
     "apply_plan",
     "get_partitioner",
+    "graph_from_architecture",
     "graph_from_block",
     "list_partitioners",
     "normalise_shares",

@@ -21,18 +21,68 @@ def ancestors_ops(graph: ModelGraph, tensor: str) -> list[str]:
     return [op for op in graph.ops() if op in needed]
 
 
+# ops whose output keeps its input's channels one to one (a convolution can be traced through them)
+_CHANNELWISE = {"BatchNorm", "Activation", "relu", "sigmoid", "clip", "LeakyReLU", "Dropout", "Pooling"}
+_ADDS = {"elemwise_add", "broadcast_add", "_Plus", "_plus"}
+
+
+def _free_convolution(graph: ModelGraph, tensor: str, fixed: dict[str, Assignment]) -> str | None:
+    """The convolution that chose ``tensor``'s channels, when that choice may still change."""
+    while graph.op(tensor) in _CHANNELWISE:
+        tensor = graph.data_inputs(tensor)[0]
+    if graph.op(tensor) != "Convolution" or tensor in fixed or graph.attrs(tensor).get("num_group", "1") != "1":
+        return None
+    return tensor
+
+
+def _disagreeing_add(graph, node, ins, fixed) -> tuple[str, Assignment] | None:
+    """(convolution, channels it must take) when an add's inputs disagree and one side can give way.
+
+    A convolution shares its output channels out contiguously by default, but any other
+    split of them is as exact; a concat's split is not free (it interleaves its inputs'). So
+    when a concat meets a convolution at an add, the convolution takes the concat's split.
+    """
+    if graph.op(node) not in _ADDS or any(a is None for a in ins):
+        return None
+    first = ins[0]
+    if all(all(np.array_equal(x, y) for x, y in zip(first, other, strict=True)) for other in ins[1:]):
+        return None
+    sources = graph.data_inputs(node)
+    for i, src in enumerate(sources):
+        conv = _free_convolution(graph, src, fixed)
+        if conv is not None:
+            return conv, next(a for j, a in enumerate(ins) if j != i)
+    return None
+
+
 def assign_channels(
     graph: ModelGraph, body_ops: list[str], shares: tuple[float, ...], multiple: int
 ) -> dict[str, Assignment]:
-    assignment: dict[str, Assignment] = {DATA: None}
-    for node in body_ops:
-        ins = [assignment[src] for src in graph.data_inputs(node)]
-        assignment[node] = rule_for(graph, node).propagate(graph, node, ins, shares, multiple)
-    return assignment
+    """Each body tensor's branch channels, op by op; adds that disagree re-align a convolution."""
+    fixed: dict[str, Assignment] = {}
+    while True:
+        assignment: dict[str, Assignment] = {DATA: None}
+        for node in body_ops:
+            ins = [assignment[src] for src in graph.data_inputs(node)]
+            realign = _disagreeing_add(graph, node, ins, fixed)
+            if realign is not None:
+                fixed[realign[0]] = realign[1]
+                break  # start again with that convolution's channels fixed
+            rule = rule_for(graph, node)
+            assignment[node] = fixed[node] if node in fixed else rule.propagate(graph, node, ins, shares, multiple)
+        else:
+            return assignment
 
 
 def _size(assign: Assignment, branch: int, full: int) -> int:
     return full if assign is None else len(assign[branch])
+
+
+def _feature_size(graph: ModelGraph, tensor: str, assign: Assignment, branch: int) -> int:
+    """Length of branch ``branch``'s flattened share of ``tensor`` (channels x spatial for a map)."""
+    shape = graph.shape(tensor)
+    spatial = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return int(np.prod(shape[1:])) if assign is None else len(assign[branch]) * spatial
 
 
 def _fc_flops(graph: ModelGraph, node: str, in_features: int) -> int:
@@ -76,7 +126,6 @@ def build_plan(
                     "the head may only read the body's final features",
                 )
     assignment = assign_channels(graph, body_ops, shares, multiple)
-    feature_full = int(np.prod(graph.shape(feature_tensor)[1:]))
     branches = []
     for b, share in enumerate(shares):
         flops, params, conv_channels = 0, 0, {}
@@ -93,7 +142,7 @@ def build_plan(
             BranchSpec(
                 index=b,
                 share=share,
-                feature_size=_size(assignment[feature_tensor], b, feature_full),
+                feature_size=_feature_size(graph, feature_tensor, assignment[feature_tensor], b),
                 params=int(params),
                 flops=int(flops),
                 conv_channels=conv_channels,

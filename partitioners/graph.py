@@ -98,3 +98,31 @@ def graph_from_block(block: mx.gluon.HybridBlock, input_shape) -> ModelGraph:
     params = {key.split(":", 1)[1]: value.asnumpy() for key, value in saved.items()}
     aux = frozenset(key.split(":", 1)[1] for key in saved if key.startswith("aux:"))
     return graph_from_symbol(symbol, params, aux, input_shape)
+
+
+def graph_from_architecture(block: mx.gluon.HybridBlock, input_shape) -> ModelGraph:
+    """The graph of an *uninitialised* block: shapes from the symbol, weights all zeros.
+
+    Planning needs only shapes, so this plans a 138M-weight VGG16 without initialising,
+    exporting or even allocating its weights: each parameter is a read-only zero view
+    (``np.broadcast_to``) of its inferred shape. Accounting (params, FLOPs, channel
+    assignment) is the same as on the weighted graph; the weights are not, so build split
+    models from :func:`graph_from_block`.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        symbol = block(mx.sym.var(DATA))
+    if isinstance(symbol, list | tuple):
+        symbol = symbol[0]
+    arg_shapes, _, aux_shapes = symbol.infer_shape(**{DATA: tuple(input_shape)})
+    zero = np.zeros((), dtype=np.float32)
+    params = {
+        name: np.broadcast_to(zero, shape)
+        for name, shape in [
+            *zip(symbol.list_arguments(), arg_shapes, strict=True),
+            *zip(symbol.list_auxiliary_states(), aux_shapes, strict=True),
+        ]
+        if name != DATA
+    }
+    aux = frozenset(symbol.list_auxiliary_states())
+    return graph_from_symbol(symbol, params, aux, input_shape)

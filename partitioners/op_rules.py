@@ -11,7 +11,8 @@ attributes and weights for one branch (``narrow``):
   is exactly what makes branches independent.
 * Depthwise convolution (groups == channels): groups follow the input's channels.
 * BatchNorm: gamma, beta, running mean and variance sliced to the branch's channels.
-* Element-wise ops and pooling keep the assignment; adds require equal ones on all inputs.
+* Element-wise ops and pooling keep the assignment; adds require equal ones on all inputs
+  (:func:`branch_plan.assign_channels` re-aligns a convolution that meets a concat at an add).
 * Concat along channels offsets each input's indices; Flatten of C x H x W expands index c
   into c*H*W .. c*H*W + H*W - 1.
 

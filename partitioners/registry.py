@@ -1,10 +1,15 @@
-"""Partitioners register by name (``@register_partitioner``) and claim model families."""
+"""Partitioners register by name (``@register_partitioner``) and claim model families.
+
+Installed packages add partitioners through the ``splitnet.partitioners`` entry points
+(:mod:`splitnet.framework.plugins`).
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from splitnet.framework.errors import SplitnetError
+from splitnet.framework.plugins import PARTITIONERS_GROUP, partitioner_items
 from splitnet.framework.registry import Registry
 from splitnet.partitioners.graph import ModelGraph
 from splitnet.partitioners.plan import SplitPlan
@@ -21,7 +26,9 @@ class Partitioner(Protocol):
     ) -> SplitPlan: ...
 
 
-_PARTITIONERS: Registry[Partitioner] = Registry("partitioner")
+_PARTITIONERS: Registry[Partitioner] = Registry(
+    "partitioner", plugin_group=PARTITIONERS_GROUP, from_plugin=partitioner_items
+)
 
 
 def register_partitioner(cls: type) -> type:

@@ -97,6 +97,7 @@ class BoardSession:
     session: rpc.RPCSession | None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _modules: list[RemoteModule] = field(default_factory=list)
+    _libraries: dict[str, object] = field(default_factory=dict)  # remote file name -> loaded library
 
     @property
     def address_text(self) -> str:
@@ -109,10 +110,15 @@ class BoardSession:
         call (the weights of a coded dense block, say).
         """
         remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"
-        # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
-        # this session); handing it the bytes avoids that.
-        self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
-        module = RemoteModule(self, self.session.load_module(remote_name), artifact, bound)
+        # A library is uploaded and loaded once per session: overwriting a file the server has
+        # loaded crashes it (the coded head loads one matvec library per dense layer).
+        lib = self._libraries.get(remote_name)
+        if lib is None:
+            # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
+            # this session); handing it the bytes avoids that.
+            self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
+            lib = self._libraries[remote_name] = self.session.load_module(remote_name)
+        module = RemoteModule(self, lib, artifact, bound)
         self._modules.append(module)
         return module
 
@@ -120,6 +126,7 @@ class BoardSession:
         for module in self._modules:
             module.release()
         self._modules.clear()
+        self._libraries.clear()
         self.session = None
         gc.collect()
 

@@ -1,6 +1,8 @@
 """Reference models by name (``get_model("resnet18_v1", classes=1000)``)."""
 
+from splitnet.zoo import mobilenet as _mobilenet  # noqa: F401  (registers the MobileNet v1 family)
 from splitnet.zoo import resnet as _resnet  # noqa: F401  (registers the ResNet v1 family)
+from splitnet.zoo import vgg as _vgg  # noqa: F401  (registers the VGG family)
 from splitnet.zoo.params import Reference, get_model, load_reference, params_dir, sha256_of
 from splitnet.zoo.registry import ModelSpec, get_model_spec, list_models, register_model
 

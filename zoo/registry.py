@@ -1,6 +1,8 @@
 """The model registry: a model is a short factory registered by name (as in timm).
 
-Registration happens when the family module is imported (``splitnet.zoo`` imports them all).
+Registration happens when the family module is imported (``splitnet.zoo`` imports them all);
+installed packages add models through the ``splitnet.models`` entry points
+(:mod:`splitnet.framework.plugins`).
 A duplicate name warns and replaces; an unknown name raises with the list of known ones
 (see :class:`splitnet.framework.registry.Registry`).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from splitnet.framework.plugins import MODELS_GROUP, model_items
 from splitnet.framework.registry import Registry
 
 
@@ -29,7 +32,7 @@ class ModelSpec:
     description: str = ""
 
 
-_MODELS: Registry[ModelSpec] = Registry("model")
+_MODELS: Registry[ModelSpec] = Registry("model", plugin_group=MODELS_GROUP, from_plugin=model_items)
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:

@@ -1,7 +1,9 @@
-"""Gluon ResNet v1 models: the full ``resnet18_v1`` and a tiny one of the same family.
+"""Gluon ResNet v1 models: resnet18/34/50_v1 and tiny ones of the same family.
 
-The tiny model has the same graph shape (stem, four stages of BasicBlockV1, global pooling,
-dense) with one block per stage, width 16 and a 32x32 input (``thumbnail`` stem), so tests
+resnet18 and resnet34 stack BasicBlockV1 (two 3x3 convolutions); resnet50 stacks
+BottleneckV1 (1x1 down, 3x3, 1x1 up to 4x the width, with a projection shortcut where the
+width changes). The tiny models have the same graph shape (stem, four stages, global
+pooling, dense) with one block per stage and a 32x32 input (``thumbnail`` stem), so tests
 run the real code path in milliseconds.
 """
 
@@ -11,33 +13,58 @@ from mxnet.gluon.model_zoo import vision
 from splitnet.zoo.registry import ModelSpec, register_model
 
 FAMILY = "resnet_v1"
+IMAGENET = (1, 3, 224, 224)
+TINY_INPUT = (1, 3, 32, 32)
 
 
 def _resnet18_v1(classes: int):
     return vision.resnet18_v1(classes=classes)
 
 
+def _resnet34_v1(classes: int):
+    return vision.resnet34_v1(classes=classes)
+
+
+def _resnet50_v1(classes: int):
+    return vision.resnet50_v1(classes=classes)
+
+
 def _resnet_tiny(classes: int):
     return vision.ResNetV1(vision.BasicBlockV1, [1, 1, 1, 1], [16, 16, 32, 64, 128], classes=classes, thumbnail=True)
 
 
-register_model(
-    ModelSpec(
-        name="resnet18_v1",
-        family=FAMILY,
-        input_shape=(1, 3, 224, 224),
-        classes=1000,
-        factory=_resnet18_v1,
-        description="Gluon model-zoo ResNet18 v1, ImageNet shape",
+def _resnet_bottleneck_tiny(classes: int):
+    # BottleneckV1(c) narrows to c // 4 inside, so the narrowest layer has 16 channels; every stage
+    # widens, as in resnet50, so every stage's first block has a projection shortcut
+    return vision.ResNetV1(vision.BottleneckV1, [1, 1, 1, 1], [16, 64, 128, 256, 512], classes=classes, thumbnail=True)
+
+
+for _name, _factory, _text in [
+    ("resnet18_v1", _resnet18_v1, "Gluon model-zoo ResNet18 v1 (basic blocks), ImageNet shape"),
+    ("resnet34_v1", _resnet34_v1, "Gluon model-zoo ResNet34 v1 (basic blocks), ImageNet shape"),
+    ("resnet50_v1", _resnet50_v1, "Gluon model-zoo ResNet50 v1 (bottleneck blocks), ImageNet shape"),
+]:
+    register_model(
+        ModelSpec(name=_name, family=FAMILY, input_shape=IMAGENET, classes=1000, factory=_factory, description=_text)
     )
-)
+
 register_model(
     ModelSpec(
         name="resnet_tiny",
         family=FAMILY,
-        input_shape=(1, 3, 32, 32),
+        input_shape=TINY_INPUT,
         classes=10,
         factory=_resnet_tiny,
         description="ResNet v1, one block per stage, width 16, 32x32 input (for tests)",
+    )
+)
+register_model(
+    ModelSpec(
+        name="resnet_bottleneck_tiny",
+        family=FAMILY,
+        input_shape=TINY_INPUT,
+        classes=10,
+        factory=_resnet_bottleneck_tiny,
+        description="ResNet v1 with bottleneck blocks (resnet50's), one per stage, 32x32 input (for tests)",
     )
 )
