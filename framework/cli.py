@@ -12,6 +12,7 @@ and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
@@ -231,6 +232,33 @@ register_command(
         "show the inventory's boards: registered and free on the tracker, and a measured probe speed",
         _boards_arguments,
         _boards,
+    )
+)
+
+
+def _lazy(module: str, name: str) -> Callable:
+    """A command function imported on use, so ``splitrun --help`` stays quick."""
+
+    def call(arg):
+        return getattr(importlib.import_module(module), name)(arg)
+
+    return call
+
+
+register_command(
+    Command(
+        "train",
+        "train the reference and fine-tune its N-way splits on labelled images (distillation, checkpoints)",
+        _lazy("splitnet.training.train_command", "add_arguments"),
+        _lazy("splitnet.training.train_command", "execute"),
+    )
+)
+register_command(
+    Command(
+        "accuracy",
+        "top-1/top-5 of the unsplit model and its splits, with a lost branch, in-process and on the boards",
+        _lazy("splitnet.training.accuracy_command", "add_arguments"),
+        _lazy("splitnet.training.accuracy_command", "execute"),
     )
 )
 
