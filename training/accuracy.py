@@ -24,7 +24,7 @@ from splitnet.partitioners.channels import normalise_shares
 from splitnet.runtime.fleet import DEFAULT_WAIT_S, Fleet
 from splitnet.runtime.inventory_file import resolve_inventory
 from splitnet.training.data import holdout_split, load_dataset
-from splitnet.training.evaluate import frames_bar, in_process, on_boards, reference_logits
+from splitnet.training.evaluate import InProcess, frames_bar, in_process, on_boards, reference_logits
 from splitnet.training.metrics import agreement, topk_accuracy
 from splitnet.training.store import load_split
 from splitnet.training.train import DEFAULT_DATASET, DEFAULT_MODEL
@@ -137,7 +137,7 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
             notice(f"no fine-tuned N={n} split of {options.model} in the params manifest: using sliced weights")
     ref = reference_logits(reference.block, test.images)
     rows: list[Row] = []
-    local: dict[int, object] = {}
+    local: dict[int, InProcess] = {}
     for n in ns:
         result = in_process(splits[n], test.images)
         local[n] = result
@@ -155,7 +155,7 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
                     board_rows: list[Row] = []
                     for n in ns:
                         expected = local[n]
-                        subset = type(expected)(expected.logits[:count], tuple(d[:count] for d in expected.degraded))
+                        subset = InProcess(expected.logits[:count], tuple(d[:count] for d in expected.degraded))
                         result = on_boards(
                             splits[n], images, inventory, sessions, subset, progress, f"boards N={n} ({count})"
                         )

@@ -101,10 +101,14 @@ def write_json(report: AccuracyReport, path: Path) -> None:
     path.write_text(json.dumps(to_json(report), indent=2) + "\n")
 
 
+def _md_row(cells: list[str] | tuple[str, ...]) -> str:
+    return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+
 def to_markdown(report: AccuracyReport) -> str:
     lines = [f"# Accuracy of {report.model}", ""]
-    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cells(row)) + " |" for row in report.rows]
+    lines += [_md_row(COLUMNS), "|" + "---|" * len(COLUMNS)]
+    lines += [_md_row(_cells(row)) for row in report.rows]
     lines += [""] + [f"- {note}" for note in _notes(report)] + [""]
     return "\n".join(lines)
 
