@@ -170,6 +170,7 @@ def test_bad_training_options_are_one_line():
         ({"epochs": 0}, "--epochs"),
         ({"alpha": 2.0}, "--alpha"),
         ({"branches": (9,)}, "between 1 and 8"),
+        ({"branches": (1, 2)}, "N=1 is the reference"),
         ({"branch_dropout": 1.0}, "--branch-dropout"),
     ]:
         with pytest.raises(SplitnetError, match=expected):

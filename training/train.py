@@ -55,7 +55,7 @@ class TrainOptions:
     multiple: int = DEFAULT_MULTIPLE
     out: Path = Path("trained")
     resume: bool = False
-    limit: int | None = None  # train on the first LIMIT training images (quick runs and tests)
+    limit: int | None = None  # train on LIMIT training images drawn with the seed (quick runs and tests)
 
     def as_command(self) -> str:
         """The ``splitrun train`` command line that makes exactly these weights."""
@@ -121,6 +121,10 @@ def check_options(options: TrainOptions) -> None:
     """Bad numbers fail in one line before any data is read."""
     for n in options.branches:
         normalise_shares(n, None)
+        if n == 1:
+            raise SplitnetError(
+                "--branches 1: N=1 is the reference itself, which is always trained", "list splits, e.g. --branches 2,4"
+            )
     checks = [
         (options.epochs >= 1, "--epochs must be at least 1", "e.g. --epochs 12"),
         (options.split_epochs >= 1, "--split-epochs must be at least 1", "e.g. --split-epochs 6"),
@@ -141,7 +145,9 @@ def _data(options: TrainOptions, input_shape) -> Splits:
     if options.limit is None:
         return splits
     pick = np.random.RandomState(options.seed).permutation(len(splits.train))[: options.limit]
-    return Splits(train=splits.train.subset(np.sort(pick), f"first {options.limit}"), test=splits.test)
+    return Splits(
+        train=splits.train.subset(np.sort(pick), f"{options.limit} drawn with seed {options.seed}"), test=splits.test
+    )
 
 
 def _new_reference(options: TrainOptions, classes: int) -> mx.gluon.HybridBlock:
