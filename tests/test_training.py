@@ -175,3 +175,18 @@ def test_bad_training_options_are_one_line():
     ]:
         with pytest.raises(SplitnetError, match=expected):
             train(dataclasses.replace(TrainOptions(**QUICK), **change))
+
+
+def test_train_command_shows_progress_and_records_its_command(tmp_path):
+    from conftest import splitrun
+
+    out = tmp_path / "trained"
+    args = ["--model", "resnet_tiny", "--branches", "2", "--multiple", "4", "--epochs", "1", "--split-epochs", "1"]
+    result = splitrun("train", *args, "--limit", "32", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Trained on digits" in result.stdout and "N=2" in result.stdout
+    assert "loss" in result.stderr and "held-out" in result.stderr and "split N=2" in result.stderr
+    entries = json.loads((out / "manifest.json").read_text())["entries"]
+    assert [e["n"] for e in entries] == [1, 2]
+    assert all(e["command"].startswith("splitrun train --model resnet_tiny") for e in entries)
+    assert "--limit 32" in entries[0]["command"] and entries[1]["widths"] == [0.5, 0.5]
