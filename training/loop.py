@@ -20,7 +20,7 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from splitnet.framework.console import console
+from splitnet.framework.console import console, notice
 from splitnet.training import checkpoint
 from splitnet.training.data import LabelledSet
 from splitnet.training.distill import DistillLoss
@@ -112,6 +112,8 @@ def fit(
         if state is not None:
             learner.load(state.weights)
             start_epoch, history = state.epoch, state.history
+    elif (folder / checkpoint.STATE).exists():
+        notice(f"{stage}: starting afresh over the checkpoint in {folder} (--resume continues it)")
     steps = math.ceil(len(train) / schedule.batch_size)
     held = f"{history[-1]['test_top1']:6.2%}" if history else "   -  "
     last = history[-1] if history else {"loss": 0.0, "train_top1": 0.0}
