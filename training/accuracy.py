@@ -28,7 +28,7 @@ from splitnet.training.evaluate import InProcess, frames_bar, in_process, on_boa
 from splitnet.training.metrics import agreement, topk_accuracy
 from splitnet.training.store import load_split
 from splitnet.training.train import DEFAULT_DATASET, DEFAULT_MODEL
-from splitnet.zoo import get_model_spec, load_reference
+from splitnet.zoo import find_entry, get_model_spec, load_reference
 
 TARGET_DROP = {2: 0.02, 4: 0.05}  # the targets: top-1 within 2 points (N=2), 5 points (N=4)
 
@@ -129,6 +129,8 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
         splits[n] = split
         if n == 1:
             weights[n] = reference.source
+            shipped = find_entry(options.model, reference.classes) if reference.trained else None
+            entries += [shipped] if shipped else []
         elif entry is not None:
             weights[n] = f"fine-tuned ({entry['file']})"
             entries.append(entry)

@@ -72,9 +72,11 @@ def _notes(report: AccuracyReport) -> list[str]:
             f"max |diff| is boards vs in-process MXNet (tolerance {FIDELITY_ATOL:.0e})"
         )
     for entry in report.training:
+        what = "unsplit" if entry["n"] == 1 else f"N={entry['n']}"
+        epochs = "epochs" if entry["n"] == 1 else "fine-tuning epochs"
         notes.append(
-            f"N={entry['n']} trained by `{entry.get('command', '?')}` ({entry.get('train_seconds', '?')} s, "
-            f"{entry.get('epochs', '?')} fine-tuning epochs, seed {entry.get('seed', '?')})"
+            f"{what} trained by `{entry.get('command', '?')}` ({entry.get('train_seconds', '?')} s, "
+            f"{entry.get('epochs', '?')} {epochs}, seed {entry.get('seed', '?')})"
         )
     return notes
 
