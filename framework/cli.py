@@ -12,6 +12,7 @@ and exit 130 / 143.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import sys
 import threading
@@ -271,6 +272,15 @@ def _models_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the table as JSON")
 
 
+def _lazy(module: str, name: str) -> Callable:
+    """A command function imported on use, so ``splitrun --help`` stays quick."""
+
+    def call(arg):
+        return getattr(importlib.import_module(module), name)(arg)
+
+    return call
+
+
 register_command(
     Command(
         "tune",
@@ -281,10 +291,26 @@ register_command(
 )
 register_command(
     Command(
+        "train",
+        "train the reference and fine-tune its N-way splits on labelled images (distillation, checkpoints)",
+        _lazy("splitnet.training.train_command", "add_arguments"),
+        _lazy("splitnet.training.train_command", "execute"),
+    )
+)
+register_command(
+    Command(
         "models",
         "list the registered models (plug-ins included) with their size and split cost",
         _models_arguments,
         _models,
+    )
+)
+register_command(
+    Command(
+        "accuracy",
+        "top-1/top-5 of the unsplit model and its splits, with a lost branch, in-process and on the boards",
+        _lazy("splitnet.training.accuracy_command", "add_arguments"),
+        _lazy("splitnet.training.accuracy_command", "execute"),
     )
 )
 

@@ -40,6 +40,7 @@ from splitnet.runtime.placement import Placement, check_strategy, needs_probe, p
 from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
 from splitnet.runtime.recovery import build_runner
 from splitnet.tuning import TuningKey, find_database, untuned_note
+from splitnet.training.store import fine_tuned
 from splitnet.zoo import get_model_spec, load_reference
 
 DEFAULT_POLICY = "spare"
@@ -159,6 +160,7 @@ def run(options: RunOptions) -> RunReport:
                     placement = place(strategy, options.branches, inventory, speeds=relative_speeds(probes), cost=cost)
                 with watch.stage("partition"):
                     split = partition(reference, options.branches, placement.shares, options.multiple, graph=graph)
+                    split, tuned = fine_tuned(split, reference)  # fine-tuned split weights, when shipped
                     placement = validated(
                         placement, options.branches, inventory, tuple(b.params for b in split.plan.branches)
                     )
@@ -240,7 +242,7 @@ def run(options: RunOptions) -> RunReport:
     e2e = LatencyStats.of(timed.total_s)
     return RunReport(
         model=options.model,
-        params_source=reference.source,
+        params_source=reference.source + (f"; split fine-tuned: {tuned['file']}" if tuned else ""),
         n=options.branches,
         multiple=options.multiple,
         inventory=inventory.description or inventory.source,

@@ -3,12 +3,21 @@
 from splitnet.zoo import mobilenet as _mobilenet  # noqa: F401  (registers the MobileNet v1 family)
 from splitnet.zoo import resnet as _resnet  # noqa: F401  (registers the ResNet v1 family)
 from splitnet.zoo import vgg as _vgg  # noqa: F401  (registers the VGG family)
-from splitnet.zoo.params import Reference, get_model, load_reference, params_dir, sha256_of
+from splitnet.zoo.params import (
+    Reference,
+    find_entry,
+    get_model,
+    load_reference,
+    params_dir,
+    sha256_of,
+    verified_file,
+)
 from splitnet.zoo.registry import ModelSpec, get_model_spec, list_models, register_model
 
 __all__ = [
     "ModelSpec",
     "Reference",
+    "find_entry",
     "get_model",
     "get_model_spec",
     "list_models",
@@ -16,4 +25,5 @@ __all__ = [
     "params_dir",
     "register_model",
     "sha256_of",
+    "verified_file",
 ]

@@ -1,6 +1,8 @@
 """Reference weights: trained params from ``params/`` when shipped, else a seeded init.
 
-``params/manifest.json`` lists entries ``{"model", "classes", "file", "sha256", ...}``; a file
+``params/manifest.json`` lists entries ``{"model", "classes", "n", "widths", "file", "sha256", ...}``
+(``n`` > 1: a fine-tuned split, see :mod:`splitnet.training.store`; weights may be stored as
+float16 and are cast to float32 on load); a file
 is used only when its sha256 matches, so a truncated or corrupt download is an error, never a
 silently wrong model. Without an entry the model gets a deterministic seeded init (Xavier
 weights and seeded BatchNorm statistics, so BN slicing is exercised by every test) and a
@@ -24,6 +26,7 @@ from splitnet.zoo.registry import ModelSpec, get_model_spec
 
 DEFAULT_SEED = 0
 PARAMS_DIR_ENV = "SPLITNET_PARAMS_DIR"
+SHARE_TOL = 1e-6  # width shares in a manifest entry match the wanted ones to this
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _manifest_entry(directory: Path, model: str, classes: int) -> dict | None:
+def _same_shares(entry: dict, n: int, shares: tuple[float, ...] | None) -> bool:
+    """An entry's ``widths`` (equal when absent) against the wanted shares."""
+    wanted = shares if shares is not None else tuple(1.0 / n for _ in range(n))
+    have = entry.get("widths") or [1.0 / n] * n
+    return len(have) == len(wanted) and all(abs(float(a) - b) < SHARE_TOL for a, b in zip(have, wanted, strict=True))
+
+
+def _manifest_entry(
+    directory: Path, model: str, classes: int, n: int = 1, shares: tuple[float, ...] | None = None
+) -> dict | None:
+    """The manifest entry for ``model`` with ``classes`` split ``n`` ways (``n=1``: the reference)."""
     manifest = directory / "manifest.json"
     if not manifest.exists():
         return None
@@ -63,12 +76,40 @@ def _manifest_entry(directory: Path, model: str, classes: int) -> dict | None:
     except (ValueError, KeyError, TypeError) as exc:
         raise SplitnetError(f"{manifest} is not a valid params manifest ({exc})", fix) from None
     for entry in entries:
-        if entry.get("model") == model and entry.get("classes") == classes and entry.get("n", 1) == 1:
-            missing = [key for key in ("file", "sha256") if not isinstance(entry.get(key), str)]
-            if missing:
-                raise SplitnetError(f"{manifest}: the entry for {model} has no {' or '.join(missing)}", fix)
-            return entry
+        if entry.get("model") != model or entry.get("classes") != classes or entry.get("n", 1) != n:
+            continue
+        if n > 1 and not _same_shares(entry, n, shares):
+            continue
+        missing = [key for key in ("file", "sha256") if not isinstance(entry.get(key), str)]
+        if missing:
+            raise SplitnetError(f"{manifest}: the entry for {model} has no {' or '.join(missing)}", fix)
+        return entry
     return None
+
+
+def find_entry(
+    model: str, classes: int, n: int = 1, shares: tuple[float, ...] | None = None, directory: Path | None = None
+) -> dict | None:
+    """The manifest entry for a reference (``n=1``) or a fine-tuned split (``n``, width ``shares``)."""
+    return _manifest_entry(params_dir() if directory is None else directory, model, classes, n, shares)
+
+
+def verified_file(directory: Path, entry: dict) -> Path:
+    """The entry's file, after checking that it exists and its sha256 matches the manifest."""
+    path = directory / entry["file"]
+    if not path.exists():
+        raise SplitnetError(
+            f"params file {path} listed in the manifest is missing",
+            "restore params/ from the repository or remove the manifest entry",
+        )
+    actual = sha256_of(path)
+    if actual != entry["sha256"]:
+        raise SplitnetError(
+            f"params file {path} is corrupt or truncated (sha256 {actual[:12]}..., "
+            f"manifest says {entry['sha256'][:12]}...)",
+            "restore it from the repository (git checkout params/)",
+        )
+    return path
 
 
 def _seeded_init(block: mx.gluon.HybridBlock, spec: ModelSpec, seed: int) -> None:
@@ -105,21 +146,9 @@ def load_reference(
             f"(seed {seed}): outputs are reproducible but accuracy is meaningless"
         )
     else:
-        path = directory / entry["file"]
-        if not path.exists():
-            raise SplitnetError(
-                f"params file {path} listed in the manifest is missing",
-                "restore params/ from the repository or remove the manifest entry",
-            )
-        actual = sha256_of(path)
-        if actual != entry["sha256"]:
-            raise SplitnetError(
-                f"params file {path} is corrupt or truncated (sha256 {actual[:12]}..., "
-                f"manifest says {entry['sha256'][:12]}...)",
-                "restore it from the repository (git checkout params/)",
-            )
+        path = verified_file(directory, entry)
         try:
-            block.load_parameters(str(path), ctx=mx.cpu())
+            block.load_parameters(str(path), ctx=mx.cpu(), cast_dtype=True, dtype_source="current")
         except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as exc:
             raise SplitnetError(
                 f"params file {path} does not hold {name}'s weights ({' '.join(str(exc).split())[:120]})",

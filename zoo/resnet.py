@@ -5,6 +5,11 @@ BottleneckV1 (1x1 down, 3x3, 1x1 up to 4x the width, with a projection shortcut 
 width changes). The tiny models have the same graph shape (stem, four stages, global
 pooling, dense) with one block per stage and a 32x32 input (``thumbnail`` stem), so tests
 run the real code path in milliseconds.
+
+``resnet18_v1_thumb16`` is the full ResNet18 v1 with the small-image stem (``thumbnail``: a
+3x3 stride-1 convolution, no max pooling) at 16x16 input and 10 classes: the model
+``splitrun train`` trains on the built-in handwritten digits (8x8 images, upsampled), small
+enough to train and run untuned on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ def _resnet34_v1(classes: int):
 
 def _resnet50_v1(classes: int):
     return vision.resnet50_v1(classes=classes)
+def _resnet18_v1_thumb16(classes: int):
+    return vision.resnet18_v1(classes=classes, thumbnail=True)
 
 
 def _resnet_tiny(classes: int):
@@ -66,5 +73,11 @@ register_model(
         classes=10,
         factory=_resnet_bottleneck_tiny,
         description="ResNet v1 with bottleneck blocks (resnet50's), one per stage, 32x32 input (for tests)",
+        name="resnet18_v1_thumb16",
+        family=FAMILY,
+        input_shape=(1, 3, 16, 16),
+        classes=10,
+        factory=_resnet18_v1_thumb16,
+        description="ResNet18 v1, small-image stem, 16x16 input, 10 classes (trained on the built-in digits)",
     )
 )

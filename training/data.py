@@ -1,0 +1,175 @@
+"""Labelled images for training and accuracy: a built-in data set and the user's image folders.
+
+Every image goes through the same preprocessing as ``splitrun --images`` (RGB, short side
+resized, centre crop, ImageNet normalisation: :func:`splitnet.framework.images.preprocess`),
+so a model trained here sees at run time exactly what it was trained on.
+
+* ``digits``: scikit-learn's handwritten digits (1797 greyscale 8x8 images of 0-9, the UCI
+  optical digits test set). The data ship inside the scikit-learn wheel, so nothing is
+  downloaded; the 0..16 pixel values are scaled to 0..255 and upsampled by the preprocessing.
+* an image folder: one subfolder per class (the subfolder's name is the label), images in
+  any format pillow reads.
+
+The held-out split is stratified and seeded by its own constant, so every report and every
+training seed use the same held-out images.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from splitnet.framework.errors import SplitnetError
+from splitnet.framework.images import preprocess
+from splitnet.framework.registry import Registry
+
+HOLDOUT_FRACTION = 0.2
+HOLDOUT_SEED = 0
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Preprocessed images (N, 3, H, W) float32 and integer labels, with where they came from."""
+
+    name: str
+    description: str
+    images: np.ndarray
+    labels: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, indices: np.ndarray, part: str) -> LabelledSet:
+        indices = np.asarray(indices, dtype=np.int64)
+        return LabelledSet(
+            name=self.name,
+            description=f"{self.description}; {part}: {len(indices)} images",
+            images=self.images[indices],
+            labels=self.labels[indices],
+            classes=self.classes,
+        )
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: LabelledSet
+    test: LabelledSet
+
+
+_DATASETS: Registry[Callable[[tuple[int, ...]], LabelledSet]] = Registry("dataset")
+
+
+def register_dataset(name: str, loader: Callable[[tuple[int, ...]], LabelledSet]) -> None:
+    _DATASETS.add(name, loader)
+
+
+def list_datasets() -> list[str]:
+    return _DATASETS.names()
+
+
+def load_digits(input_shape: tuple[int, ...]) -> LabelledSet:
+    """scikit-learn's handwritten digits, preprocessed for ``input_shape``."""
+    import sklearn
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    pixels = np.clip(np.round(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    images = np.concatenate([preprocess(Image.fromarray(p, mode="L"), input_shape) for p in pixels])
+    size = f"{input_shape[2]}x{input_shape[3]}"
+    return LabelledSet(
+        name="digits",
+        description=f"digits (scikit-learn {sklearn.__version__} load_digits: {len(pixels)} greyscale 8x8 "
+        f"handwritten digits, 10 classes, upsampled to {size})",
+        images=images,
+        labels=bunch.target.astype(np.int64),
+        classes=tuple(str(c) for c in bunch.target_names),
+    )
+
+
+register_dataset("digits", load_digits)
+
+
+def _read_image(path: Path, root: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise SplitnetError(
+            f"{path} is not a readable image ({type(exc).__name__})",
+            f"remove it from {root} or convert it to JPEG/PNG",
+        ) from None
+
+
+def load_image_folder(root: Path, input_shape: tuple[int, ...]) -> LabelledSet:
+    """One subfolder per class; every file in a class folder must be an image."""
+    if not root.exists():
+        raise SplitnetError(
+            f"dataset folder {root} does not exist", "pass --dataset digits or a folder of class folders"
+        )
+    if not root.is_dir():
+        raise SplitnetError(f"dataset {root} is not a folder", "pass a folder with one subfolder per class")
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not folders:
+        raise SplitnetError(
+            f"dataset folder {root} has no class subfolders", "put each class's images in its own subfolder"
+        )
+    if len(folders) < 2:
+        raise SplitnetError(
+            f"dataset folder {root} has one class ({folders[0].name}); classification needs two or more",
+            "add a subfolder per class",
+        )
+    images, labels = [], []
+    for label, folder in enumerate(folders):
+        files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise SplitnetError(f"class folder {folder} has no images", "add images to it or remove it")
+        for path in files:
+            images.append(preprocess(_read_image(path, folder), input_shape))
+            labels.append(label)
+    return LabelledSet(
+        name=root.name,
+        description=f"image folder {root} ({len(labels)} images, {len(folders)} classes, "
+        f"resized to {input_shape[2]}x{input_shape[3]})",
+        images=np.concatenate(images),
+        labels=np.asarray(labels, dtype=np.int64),
+        classes=tuple(f.name for f in folders),
+    )
+
+
+def load_dataset(name_or_folder: str, input_shape: tuple[int, ...]) -> LabelledSet:
+    """A registered data set by name, else an image folder by path."""
+    if name_or_folder in _DATASETS.names():
+        return _DATASETS.get(name_or_folder)(input_shape)
+    path = Path(name_or_folder)
+    if path.exists() or any(sep in name_or_folder for sep in ("/", "\\")) or name_or_folder.startswith("."):
+        return load_image_folder(path, input_shape)
+    raise SplitnetError(
+        f"unknown dataset {name_or_folder!r}",
+        f"use one of: {', '.join(list_datasets())}, or a folder with one subfolder per class",
+    )
+
+
+def holdout_split(data: LabelledSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED) -> Splits:
+    """A stratified train / held-out split: ``fraction`` of every class (at least one image) held out."""
+    rng = np.random.RandomState(seed)
+    train, test = [], []
+    for label in range(len(data.classes)):
+        members = rng.permutation(np.flatnonzero(data.labels == label))
+        held = max(1, int(round(len(members) * fraction))) if len(members) > 1 else 0
+        test.extend(members[:held])
+        train.extend(members[held:])
+    if not test or not train:
+        raise SplitnetError(
+            f"dataset {data.name} is too small to hold out images for testing ({len(data)} images)",
+            "give every class at least two images",
+        )
+    part = f"held-out {fraction:.0%} per class (seed {seed})"
+    return Splits(
+        train=data.subset(np.sort(train), "training split"),
+        test=data.subset(np.sort(test), part),
+    )
