@@ -39,8 +39,8 @@ from splitnet.runtime.inventory_file import resolve_inventory
 from splitnet.runtime.placement import Placement, check_strategy, needs_probe, place, validated
 from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
 from splitnet.runtime.recovery import build_runner
-from splitnet.tuning import TuningKey, find_database, untuned_note
 from splitnet.training.store import fine_tuned
+from splitnet.tuning import TuningKey, find_database, untuned_note
 from splitnet.zoo import get_model_spec, load_reference
 
 DEFAULT_POLICY = "spare"

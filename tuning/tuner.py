@@ -27,7 +27,7 @@ from splitnet.framework.errors import SplitnetError
 from splitnet.framework.quiet import quiet_native
 from splitnet.framework.targets import to_tvm
 from splitnet.partitioners.split_model import Part
-from splitnet.tuning.fast_script import patch_tvmscript_stack
+from splitnet.tuning.fast_script import patch_tvmscript_stack, warm_worker
 from splitnet.tuning.key import DB_FILES, KEY_FILE, TuningKey
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
@@ -176,8 +176,10 @@ def tune(
                     max_trials_per_task=per_task or max(per_batch, 2 * trials // len(tasks)),
                     num_trials_per_iter=per_batch,
                     database=database,
-                    builder=ms.builder.LocalBuilder(max_workers=os.cpu_count() or 1, timeout_sec=BUILD_TIMEOUT_S),
-                    runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S),
+                    builder=ms.builder.LocalBuilder(
+                        max_workers=os.cpu_count() or 1, timeout_sec=BUILD_TIMEOUT_S, initializer=warm_worker
+                    ),
+                    runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, initializer=warm_worker),
                     measure_callbacks=[
                         *ms.measure_callback.MeasureCallback.create("default"),
                         _progress_callback(tasks, state, state_path, trials, report),

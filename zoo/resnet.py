@@ -32,6 +32,8 @@ def _resnet34_v1(classes: int):
 
 def _resnet50_v1(classes: int):
     return vision.resnet50_v1(classes=classes)
+
+
 def _resnet18_v1_thumb16(classes: int):
     return vision.resnet18_v1(classes=classes, thumbnail=True)
 
@@ -73,6 +75,10 @@ register_model(
         classes=10,
         factory=_resnet_bottleneck_tiny,
         description="ResNet v1 with bottleneck blocks (resnet50's), one per stage, 32x32 input (for tests)",
+    )
+)
+register_model(
+    ModelSpec(
         name="resnet18_v1_thumb16",
         family=FAMILY,
         input_shape=(1, 3, 16, 16),
