@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+from rich.progress import Progress
 from splitnet.framework.images import Frame
 from splitnet.framework.pipeline import RunOptions
 from splitnet.framework.registry import Registry
@@ -48,6 +49,11 @@ class Context:
     frames: list[Frame]
     image_source: str
     reference_logits: np.ndarray  # unsplit model in MXNet, one row per frame
+    progress: Progress | None = None  # progress bars on stderr (compile, upload, frames)
+
+    @property
+    def frames_sent(self) -> int:
+        return len(self.frames) + self.options.run.warmup + self.options.run.runs
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from splitnet.strategies.render import kib
 COMPARE_COLUMNS = {
     "strategy": "the registered strategy",
     "lossless": "whether the strategy promises the unsplit model's output (checked within 1e-4)",
+    "boards": "boards the strategy's pieces ran on (the merge head of branch runs on the host)",
     "p50 ms": "median latency of a timed frame, input to logits",
     "frames/s": "timed frames over the wall time of the timed section (pipeline: several frames in flight)",
     "RPC KiB/frame": "every array sent to or received from a board per frame",
@@ -24,11 +25,14 @@ COMPARE_COLUMNS = {
 }
 
 
+def boards_used(result: StrategyResult) -> int:
+    return len({p.board for p in result.pieces if p.board != "host"})
+
+
 def render_compare(results: list[StrategyResult], console: Console) -> None:
     first = results[0]
     console.print(
-        f"[bold]{first.model}[/]: {len(results)} strategies, {first.n} pieces each, on {first.inventory}; "
-        f"frames: {first.images}"
+        f"[bold]{first.model}[/]: {len(results)} strategies, N={first.n}, on {first.inventory}; frames: {first.images}"
     )
     table = Table(title="Strategies side by side", title_justify="left")
     for column in COMPARE_COLUMNS:
@@ -37,6 +41,7 @@ def render_compare(results: list[StrategyResult], console: Console) -> None:
         table.add_row(
             r.strategy,
             "yes" if r.lossless else "no",
+            str(boards_used(r)),
             f"{r.latency.p50_ms:.2f}",
             f"{r.throughput_fps:.2f}",
             kib(r.rpc_bytes_per_frame),
@@ -98,7 +103,7 @@ def write_plot(results: list[StrategyResult], path: Path) -> None:
                 transform=ax.get_yaxis_transform(),
             )
         ax.tick_params(axis="x", labelrotation=20)
-    fig.suptitle(f"{results[0].model}, {results[0].n} pieces (blue: lossless)", fontsize=11)
+    fig.suptitle(f"{results[0].model}, N={results[0].n} (blue: lossless)", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from rich.progress import Progress
 from splitnet.framework.compile import CompiledArtifact, compile_part
 from splitnet.partitioners.split_model import Part
 from splitnet.runtime.board_session import BoardSession, RemoteModule
@@ -47,8 +48,12 @@ class ByteCounter:
 class LoadedPieces:
     """Pieces compiled, uploaded and callable; ``close`` gives the sessions back."""
 
-    def __init__(self, pieces: list[Piece], sessions: dict[str, BoardSession]) -> None:
+    def __init__(
+        self, pieces: list[Piece], sessions: dict[str, BoardSession], progress: Progress | None = None
+    ) -> None:
         self.pieces = pieces
+        self.progress = progress
+        self._frames_task = None
         self.sessions = sessions
         self.artifacts: list[CompiledArtifact] = []
         self.modules: list[RemoteModule] = []
@@ -56,14 +61,32 @@ class LoadedPieces:
         self.sent = ByteCounter()
         self._call_s: list[float] = []
 
+    def _task(self, description: str, total: int):
+        return None if self.progress is None else self.progress.add_task(description, total=total)
+
+    def _advance(self, task) -> None:
+        if task is not None:
+            self.progress.advance(task)
+
     def compile(self) -> None:
-        self.artifacts = [compile_part(p.part, p.board.build_target, p.board.build_format) for p in self.pieces]
+        task = self._task("export + compile", len(self.pieces))
+        for p in self.pieces:
+            self.artifacts.append(compile_part(p.part, p.board.build_target, p.board.build_format))
+            self._advance(task)
 
     def upload(self) -> None:
+        task = self._task("upload", len(self.pieces))
         for piece, artifact in zip(self.pieces, self.artifacts, strict=True):
             session = self.sessions[piece.board.name]
             what = f"uploading {piece.part.name} to {piece.board.name}"
             self.modules.append(guarded(session.load, artifact, timeout=FIRST_CALL_TIMEOUT_S, what=what))
+            self._advance(task)
+
+    def expect_frames(self, total: int) -> None:
+        self._frames_task = self._task("frames", total)
+
+    def frame_done(self) -> None:
+        self._advance(self._frames_task)
 
     def call(self, index: int, x: np.ndarray) -> np.ndarray:
         """Piece ``index`` on its board, under the current deadline; the arrays moved are counted."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 from splitnet.framework.console import console
@@ -33,7 +34,9 @@ from splitnet.strategies.pieces import LoadedPieces, Piece, board_for
 _STOP = object()
 
 
-def run_pipelined(loaded: LoadedPieces, inputs: list[np.ndarray], window: int) -> tuple[list, list[float], float]:
+def run_pipelined(
+    loaded: LoadedPieces, inputs: list[np.ndarray], window: int, on_done: Callable[[], None] | None = None
+) -> tuple[list, list[float], float]:
     """Push ``inputs`` through every stage, ``window`` frames in flight; (outputs, latencies, wall s)."""
     stages = len(loaded.pieces)
     queues: list[queue.Queue] = [queue.Queue() for _ in range(stages + 1)]
@@ -78,6 +81,8 @@ def run_pipelined(loaded: LoadedPieces, inputs: list[np.ndarray], window: int) -
             index, y, t0 = item
             outputs[index], latencies[index] = y, time.perf_counter() - t0
             slots.release()
+            if on_done is not None:
+                on_done()
     finally:
         failed.set()
         for _ in range(window + 1):  # unblock the feeder so every thread ends
@@ -92,25 +97,30 @@ class PipelineStrategy:
     summary = "consecutive layer ranges (balanced FLOPs, cut at single-tensor cut points) on consecutive boards"
     lossless = True
 
+    def stages(self, options: StrategyOptions) -> int:
+        return options.run.branches
+
     def check(self, graph: ModelGraph, options: StrategyOptions) -> None:
-        balanced_cuts(graph, options.run.branches)
+        balanced_cuts(graph, self.stages(options))
 
     def run(self, context: Context) -> StrategyResult:
         options, graph, inventory = context.options.run, context.graph, context.inventory
         watch = Stopwatch()
         with watch.stage("partition"):
-            ranges = balanced_cuts(graph, options.branches)
+            ranges = balanced_cuts(graph, self.stages(context.options))
             pieces = [
                 Piece(range_part(graph, r.start, r.end, f"stage{i}"), board_for(inventory, i), r.flops)
                 for i, r in enumerate(ranges)
             ]
-        loaded = LoadedPieces(pieces, context.fleet.sessions())
+        loaded = LoadedPieces(pieces, context.fleet.sessions(), context.progress)
         try:
             with watch.stage("compile"):
                 loaded.compile()
             with watch.stage("upload"):
                 loaded.upload()
-            console.print(f"pipeline: {len(pieces)} stages, cut after {', '.join(r.end for r in ranges[:-1]) or '-'}")
+            cuts = ", ".join(r.end for r in ranges[:-1])
+            if len(ranges) > 1:
+                console.print(f"{self.name}: {len(pieces)} stages, cut after {cuts}")
             stage_inputs: list[np.ndarray] = []
 
             def chain(x: np.ndarray) -> np.ndarray:
@@ -118,9 +128,11 @@ class PipelineStrategy:
                     if len(stage_inputs) < len(pieces):
                         stage_inputs.append(x)
                     x = loaded.call(s, x)
+                loaded.frame_done()
                 return x
 
             answers = Answers([], [], [])
+            loaded.expect_frames(context.frames_sent)
             with watch.stage("verify pass"):
                 verify_pass(context.frames, chain, answers)
             loaded.settle_timeout(options.timeout_s)
@@ -129,11 +141,15 @@ class PipelineStrategy:
             with watch.stage("timed frames"):
                 if options.warmup:
                     warm = [i % len(context.frames) for i in range(options.warmup)]
-                    out, _, _ = run_pipelined(loaded, [context.frames[i].tensor for i in warm], window)
+                    out, _, _ = run_pipelined(
+                        loaded, [context.frames[i].tensor for i in warm], window, loaded.frame_done
+                    )
                     answers.images += warm
                     answers.logits += out
                 before = loaded.sent.total
-                out, latencies, wall = run_pipelined(loaded, [context.frames[i].tensor for i in images], window)
+                out, latencies, wall = run_pipelined(
+                    loaded, [context.frames[i].tensor for i in images], window, loaded.frame_done
+                )
                 rpc_bytes = (loaded.sent.total - before) // options.runs
             answers.images += images
             answers.logits += out
@@ -163,8 +179,20 @@ class PipelineStrategy:
             top1_agreement=agree,
             frames=len(answers.images),
             checks=checks,
-            detail="cut after " + (", ".join(r.end for r in ranges[:-1]) or "(one stage)"),
+            detail=f"cut after {cuts}" if len(ranges) > 1 else f"the whole model on {pieces[0].board.name}",
             stage_seconds=dict(watch.seconds),
             compiled_parts=len(pieces),
             cache_hits=loaded.cache_hits,
         )
+
+
+@register_strategy
+class SingleStrategy(PipelineStrategy):
+    """The baseline the others are measured against: a one-stage pipeline, the whole model on board 0."""
+
+    name = "single"
+    summary = "the unsplit model on one board (the baseline)"
+    lossless = True
+
+    def stages(self, options: StrategyOptions) -> int:
+        return 1

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
+from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
 from splitnet.partitioners import ModelGraph, graph_from_block
 from splitnet.partitioners.channels import normalise_shares
@@ -13,6 +14,7 @@ from splitnet.runtime.fleet import Fleet
 from splitnet.runtime.inventory import Inventory
 from splitnet.runtime.inventory_file import resolve_inventory
 from splitnet.strategies.base import Context, Strategy, StrategyOptions, StrategyResult, get_strategy
+from splitnet.strategies.frames import progress_bars
 from splitnet.zoo import Reference, get_model_spec, load_reference
 
 
@@ -62,7 +64,13 @@ def run_on(fleet: Fleet, strategies: list[Strategy], options: StrategyOptions, p
             prepared.image_source,
             prepared.reference_logits,
         )
-        results.append(strategy.run(context))
+        if strategy.name == "branch":  # the branch run shows its own progress
+            results.append(strategy.run(context))
+            continue
+        console.print(f"[bold]{strategy.name}[/]: {strategy.summary}")
+        with progress_bars() as progress:
+            context.progress = progress
+            results.append(strategy.run(context))
     return results
 
 

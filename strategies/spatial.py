@@ -117,7 +117,7 @@ class SpatialStrategy:
             f"halo overhead {plan.redundancy - 1:.0%} of the fused layers' FLOPs; the rest on {pieces[-1].board.name}",
             soft_wrap=True,
         )
-        loaded = LoadedPieces(pieces, context.fleet.sessions())
+        loaded = LoadedPieces(pieces, context.fleet.sessions(), context.progress)
         first_inputs: list[np.ndarray] = []
 
         def process(x: np.ndarray) -> np.ndarray:
@@ -129,7 +129,9 @@ class SpatialStrategy:
             stitched = np.concatenate(bands, axis=2)
             if len(first_inputs) == n:
                 first_inputs.append(stitched)
-            return loaded.call(n, stitched)
+            logits = loaded.call(n, stitched)
+            loaded.frame_done()
+            return logits
 
         try:
             with watch.stage("compile"):
@@ -137,6 +139,7 @@ class SpatialStrategy:
             with watch.stage("upload"):
                 loaded.upload()
             answers = Answers([], [], [])
+            loaded.expect_frames(context.frames_sent)
             with watch.stage("verify pass"):
                 verify_pass(context.frames, process, answers)
             loaded.settle_timeout(options.timeout_s)

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import mxnet as mx
 import numpy as np
@@ -319,17 +320,20 @@ def test_compare_end_to_end_writes_table_json_and_png(tmp_path):
         *("--json", str(report), "--plot", str(plot)),
     )
     assert result.returncode == 0, result.stderr
-    for text in ("Strategies side by side", "branch", "spatial", "pipeline", "p50 ms", "frames/s", "max |diff|"):
+    for text in ("Strategies side by side", "single", "spatial", "pipeline", "p50 ms", "frames/s", "max |diff|"):
         assert text in result.stdout
     data = json.loads(report.read_text())
     by_name = {s["strategy"]: s for s in data["strategies"]}
     assert sorted(by_name) == sorted(list_strategies()) and data["ok"]
-    for name in ("spatial", "pipeline"):
+    for name in ("spatial", "pipeline", "single"):
         assert by_name[name]["lossless"] and by_name[name]["max_abs_diff"] <= ATOL_FP32
     assert not by_name["branch"]["lossless"] and by_name["branch"]["max_abs_diff"] > ATOL_FP32  # the split's cost
-    assert {s["n"] for s in data["strategies"]} == {2}
+    assert {s["n"] for s in data["strategies"] if s["strategy"] != "single"} == {2}
     for s in data["strategies"]:
-        assert s["latency"]["frames"] == 3 and s["throughput_fps"] > 0 and s["between_boards_bytes_per_frame"] > 0
+        assert s["latency"]["frames"] == 3 and s["throughput_fps"] > 0 and s["rpc_bytes_per_frame"] > 0
+        boards = {p["board"] for p in s["pieces"]} - {"host"}
+        assert (s["between_boards_bytes_per_frame"] > 0) == (s["strategy"] != "single")
+        assert boards == ({"cpu0"} if s["strategy"] == "single" else {"cpu0", "cpu1"})
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.size[0] > image.size[1] > 100
 
@@ -368,6 +372,16 @@ def test_compare_options_are_checked_before_any_work(tmp_path):
     ):
         with pytest.raises(SplitnetError, match=expected):
             compare(build_parser("compare").parse_args(argv))
+
+
+def test_readme_documents_strategies_and_compare_columns():
+    from splitnet.strategies.compare_report import COMPARE_COLUMNS
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for column in COMPARE_COLUMNS:
+        assert f"| {column} |" in readme, column
+    for name in list_strategies():
+        assert f"`{name}`" in readme, name
 
 
 @pytest.mark.slow
