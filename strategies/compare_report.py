@@ -16,10 +16,11 @@ COMPARE_COLUMNS = {
     "lossless": "whether the strategy promises the unsplit model's output (checked within 1e-4)",
     "boards": "boards the strategy's pieces ran on (the merge head of branch runs on the host)",
     "p50 ms": "median latency of a timed frame, input to logits",
-    "frames/s": "timed frames over the wall time of the timed section (pipeline: several frames in flight)",
+    "frames/s": "timed frames over the wall time of the timed section (pipeline: N frames in flight; branch: "
+    "1000 / mean latency, one frame in flight, as splitrun run reports it)",
     "RPC KiB/frame": "every array sent to or received from a board per frame",
     "between boards KiB/frame": "intermediate tensors one piece hands another per frame (they travel via the host)",
-    "max |diff|": "largest logit difference from the unsplit model (MXNet), over every frame answered",
+    "max abs diff": "largest logit difference from the unsplit model (MXNet), over every frame answered",
     "top-1": "share of frames whose top-1 class equals the unsplit model's",
     "checks": "PASS when no check failed",
 }

@@ -320,7 +320,7 @@ def test_compare_end_to_end_writes_table_json_and_png(tmp_path):
         *("--json", str(report), "--plot", str(plot)),
     )
     assert result.returncode == 0, result.stderr
-    for text in ("Strategies side by side", "single", "spatial", "pipeline", "p50 ms", "frames/s", "max |diff|"):
+    for text in ("Strategies side by side", "single", "spatial", "pipeline", "p50 ms", "frames/s", "max abs diff"):
         assert text in result.stdout
     data = json.loads(report.read_text())
     by_name = {s["strategy"]: s for s in data["strategies"]}
@@ -336,6 +336,21 @@ def test_compare_end_to_end_writes_table_json_and_png(tmp_path):
         assert boards == ({"cpu0"} if s["strategy"] == "single" else {"cpu0", "cpu1"})
     with Image.open(plot) as image:
         assert image.format == "PNG" and image.size[0] > image.size[1] > 100
+
+
+@pytest.mark.boards
+def test_run_with_a_strategy_prints_its_pieces_and_writes_json(tmp_path):
+    report = tmp_path / "spatial.json"
+    result = splitrun(
+        *("--strategy", "spatial", "--model", "resnet_tiny", "--branches", "3", "--inventory", "local"),
+        *("--runs", "2", "--warmup", "0", "--json", str(report)),
+    )
+    assert result.returncode == 0, result.stderr
+    for text in ("strategy spatial", "Pieces", "tile2", "rest", "halo overhead", "PASS", "between boards"):
+        assert text in result.stdout
+    data = json.loads(report.read_text())
+    assert data["ok"] and data["strategy"] == "spatial" and data["max_abs_diff"] <= ATOL_FP32
+    assert [p["board"] for p in data["pieces"]] == ["cpu0", "cpu1", "cpu0", "cpu1"]  # 3 tiles, then the rest
 
 
 BAD_INPUT = {
