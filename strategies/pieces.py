@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.progress import Progress
 from splitnet.framework.compile import CompiledArtifact, compile_part
+from splitnet.framework.errors import SplitnetError
 from splitnet.partitioners.split_model import Part
 from splitnet.runtime.board_session import BoardSession, RemoteModule
 from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, derived_timeout, guarded
@@ -60,6 +61,7 @@ class LoadedPieces:
         self.timeout_s = FIRST_CALL_TIMEOUT_S
         self.sent = ByteCounter()
         self._call_s: list[float] = []
+        self.dead: set[str] = set()
 
     def _task(self, description: str, total: int):
         return None if self.progress is None else self.progress.add_task(description, total=total)
@@ -89,11 +91,23 @@ class LoadedPieces:
         self._advance(self._frames_task)
 
     def call(self, index: int, x: np.ndarray) -> np.ndarray:
-        """Piece ``index`` on its board, under the current deadline; the arrays moved are counted."""
+        """Piece ``index`` on its board, under the current deadline; the arrays moved are counted.
+
+        A board that fails or misses the deadline is marked dead (its session is abandoned, not
+        closed: closing talks to the board) and the error names the piece and the board.
+        """
         piece = self.pieces[index]
         start = time.perf_counter()
         what = f"{piece.part.name} on {piece.board.name}"
-        out = guarded(self.modules[index], x, timeout=self.timeout_s, what=what)
+        try:
+            out = guarded(self.modules[index], x, timeout=self.timeout_s, what=what)
+        except SplitnetError:
+            self.dead.add(piece.board.name)
+            raise
+        except Exception as exc:  # the RPC error of a killed board, a closed socket, ...
+            self.dead.add(piece.board.name)
+            detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise SplitnetError(f"{what} failed ({detail})", "check the board with splitrun boards") from None
         self._call_s.append(time.perf_counter() - start)
         self.sent.add(x, out)
         return out
@@ -110,8 +124,9 @@ class LoadedPieces:
 
     def close(self) -> None:
         self.modules.clear()
-        for session in self.sessions.values():
-            session.close()
+        for name, session in self.sessions.items():
+            if name not in self.dead:
+                session.close()
 
     @property
     def cache_hits(self) -> int:

@@ -22,10 +22,11 @@ from splitnet.framework.pipeline import RunOptions
 from splitnet.partitioners import graph_from_block
 from splitnet.partitioners.graph import DATA
 from splitnet.runtime.fleet import Fleet
-from splitnet.runtime.inventory_file import load_inventory
+from splitnet.runtime.inventory_file import load_inventory, resolve_inventory
 from splitnet.strategies import StrategyOptions, get_strategy, list_strategies
 from splitnet.strategies.cuts import balanced_cuts, cut_points, op_flops, range_part, tensor_bytes
 from splitnet.strategies.fused import fusable_cuts, tile_graph, tile_part
+from splitnet.strategies.pieces import LoadedPieces, Piece, board_for
 from splitnet.strategies.pipeline_stages import run_pipelined
 from splitnet.strategies.runner import check_all, prepare, run_on
 from splitnet.strategies.spatial import choose_plan
@@ -276,6 +277,31 @@ def test_a_failed_stage_ends_the_pipeline_with_its_error():
 
 
 # --- real local boards ---------------------------------------------------------------------
+
+
+@pytest.mark.boards
+def test_a_killed_board_mid_pipeline_is_one_error_naming_piece_and_board(tiny_graph, no_leaked_boards):
+    inventory = resolve_inventory("local")
+    x = random_input(tiny_graph.input_shape)
+    with Fleet(inventory) as fleet:
+        ranges = balanced_cuts(tiny_graph, 2)
+        pieces = [
+            Piece(range_part(tiny_graph, r.start, r.end, f"stage{i}"), board_for(inventory, i), r.flops)
+            for i, r in enumerate(ranges)
+        ]
+        loaded = LoadedPieces(pieces, fleet.sessions())
+        try:
+            loaded.compile()
+            loaded.upload()
+            run_pipelined(loaded, [x] * 3, window=2)
+            fleet.cluster.kill_board("cpu1")
+            started = time.monotonic()
+            with pytest.raises(SplitnetError, match="stage1 on cpu1 failed"):
+                run_pipelined(loaded, [x] * 4, window=2)
+            assert time.monotonic() - started < 30  # an error at once, not the 60 s first-call deadline
+            assert loaded.dead == {"cpu1"}
+        finally:
+            loaded.close()
 
 
 @pytest.fixture(scope="module")
