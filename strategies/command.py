@@ -118,6 +118,8 @@ def compare(args: argparse.Namespace) -> int:
         raise SplitnetError(f"--runs must be at least 1, got {args.runs}", "pass --runs 20")
     if args.warmup < 0:
         raise SplitnetError(f"--warmup must not be negative, got {args.warmup}", "pass --warmup 3")
+    if args.timeout is not None and not args.timeout > 0:
+        raise SplitnetError(f"--timeout must be positive, got {args.timeout}", "e.g. --timeout 5")
     names = args.strategies or _names()
     for name in names:
         get_strategy(name)

@@ -410,6 +410,7 @@ def test_compare_options_are_checked_before_any_work(tmp_path):
         (["--plot", str(tmp_path / "out.txt")], "not a .png path"),
         (["--runs", "0"], "--runs must be at least 1"),
         (["--strategies", ","], "names no strategy"),
+        (["--timeout", "0"], "--timeout must be positive"),
     ):
         with pytest.raises(SplitnetError, match=expected):
             compare(build_parser("compare").parse_args(argv))
