@@ -160,6 +160,9 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the init when no trained params ship")
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the report as JSON")
+    from splitnet.strategies.command import add_strategy_arguments
+
+    add_strategy_arguments(parser)
 
 
 def check_output_path(path: Path | None, option: str = "--json") -> None:
@@ -187,6 +190,10 @@ def _run(args: argparse.Namespace) -> int:
         raise SplitnetError(f"--depth must be from 1 to {MAX_DEPTH}, got {args.depth}", "pass --depth 2")
     if args.timeout is not None and not args.timeout > 0:
         raise SplitnetError(f"--timeout must be positive, got {args.timeout}", "e.g. --timeout 5")
+    if args.strategy != "branch":
+        from splitnet.strategies.command import run_with_strategy
+
+        return run_with_strategy(args)
     from splitnet.framework.console import console, results_console
     from splitnet.framework.pipeline import RunOptions, run
     from splitnet.framework.report import render
@@ -281,6 +288,18 @@ def _lazy(module: str, name: str) -> Callable:
     return call
 
 
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    from splitnet.strategies.command import compare_arguments
+
+    compare_arguments(parser)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from splitnet.strategies.command import compare
+
+    return compare(args)
+
+
 register_command(
     Command(
         "tune",
@@ -311,6 +330,14 @@ register_command(
         "top-1/top-5 of the unsplit model and its splits, with a lost branch, in-process and on the boards",
         _lazy("splitnet.training.accuracy_command", "add_arguments"),
         _lazy("splitnet.training.accuracy_command", "execute"),
+    )
+)
+register_command(
+    Command(
+        "compare",
+        "run the strategies (branch, spatial, pipeline) on the same boards and images, side by side",
+        _compare_arguments,
+        _compare,
     )
 )
 

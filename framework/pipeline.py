@@ -128,7 +128,8 @@ def _probe_all(sessions: dict[str, BoardSession], progress: Progress) -> list[Pr
     return results
 
 
-def run(options: RunOptions) -> RunReport:
+def run(options: RunOptions, fleet: Fleet | None = None) -> RunReport:
+    """The branch run; ``fleet``: boards already started by the caller (left running), e.g. by compare."""
     normalise_shares(options.branches, options.widths)  # bad N or widths fail before any work
     watch = Stopwatch()
     with watch.stage("inputs"):  # bad --model, --images or inventory fail before any heavy work
@@ -145,11 +146,13 @@ def run(options: RunOptions) -> RunReport:
         if not needs_probe(strategy):  # pure analysis: a bad placement fails before boards start
             placement = place(strategy, options.branches, inventory, widths=options.widths, cost=cost)
 
-    fleet = Fleet(inventory, wait_s=options.wait_s)
+    owned = fleet is None
+    fleet = fleet or Fleet(inventory, wait_s=options.wait_s)
     with _progress() as progress:
         with watch.stage("start boards"):
-            fleet.start()
-        with fleet:
+            if owned:
+                fleet.start()
+        with fleet if owned else contextlib.nullcontext():
             sessions = fleet.sessions()
             runner = None
             try:

@@ -220,10 +220,10 @@ def render(report: RunReport, console: Console) -> None:
 
     e2e = report.end_to_end
     latency = Table(title=f"End to end ({e2e.frames} frames after warm-up, one in flight)", title_justify="left")
-    columns = ["mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "frames/s (1 in flight)"]
+    columns = ["mean ms", "std ms", "p50 ms", "p95 ms", "p99 ms", "throughput (frames/s)"]
     values = [e2e.mean_ms, e2e.std_ms, e2e.p50_ms, e2e.p95_ms, e2e.p99_ms, report.throughput_fps]
     if report.depth > 1:
-        columns.append(f"frames/s ({report.depth} in flight)")
+        columns.append(f"throughput, {report.depth} in flight")
         values.append(report.steady_fps)
     for column in columns:
         latency.add_column(column, justify="right")

@@ -14,6 +14,7 @@ What ships is the pruned database, the best record per workload, written next to
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -150,8 +151,14 @@ def tune(
     tasks = extract_tasks(parts, key.target)
     if not tasks:
         raise SplitnetError(f"{key.model} has no tunable tasks for this target", "nothing to tune")
+    # The task scheduler starts its rounds from the first task: after a resume, the tasks not
+    # measured yet go first, so the new trials go where the last run did not get to.
+    tasks.sort(key=lambda t: t.name in state.best_s)
     on_tasks(tasks, state)
     patch_tvmscript_stack()  # before MetaSchedule imports its tensor intrinsics (minutes otherwise)
+    # MetaSchedule copies its console level from this logger: keep its per-round INFO lines in
+    # the work folder's logs/ and off the user's terminal, where the progress bar is.
+    logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
     remaining = trials - state.trials_done
     # Candidates are timed in worker processes that inherit this: as many threads as the board has cores.
     os.environ["TVM_NUM_THREADS"] = str(key.target.get("num-cores", 1))

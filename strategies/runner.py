@@ -1,0 +1,87 @@
+"""Run strategies on started boards: inputs checked first, boards started once, always stopped."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mxnet as mx
+import numpy as np
+from splitnet.framework.console import console
+from splitnet.framework.images import Frame, load_frames
+from splitnet.partitioners import ModelGraph, graph_from_block
+from splitnet.partitioners.channels import normalise_shares
+from splitnet.runtime.fleet import Fleet
+from splitnet.runtime.inventory import Inventory
+from splitnet.runtime.inventory_file import resolve_inventory
+from splitnet.strategies.base import Context, Strategy, StrategyOptions, StrategyResult, get_strategy
+from splitnet.strategies.frames import progress_bars
+from splitnet.zoo import Reference, get_model_spec, load_reference
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a strategy run needs except boards: built once, shared by every strategy."""
+
+    inventory: Inventory
+    reference: Reference
+    graph: ModelGraph
+    frames: list[Frame]
+    image_source: str
+    reference_logits: np.ndarray
+
+
+def prepare(options: StrategyOptions) -> Prepared:
+    run = options.run
+    normalise_shares(run.branches, run.widths)
+    spec = get_model_spec(run.model)
+    frames, image_source = load_frames(run.images, spec.input_shape)
+    inventory = resolve_inventory(run.inventory)
+    reference = load_reference(run.model, seed=run.seed)
+    graph = graph_from_block(reference.block, spec.input_shape)
+    logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frames])
+    return Prepared(inventory, reference, graph, frames, image_source, logits)
+
+
+def check_all(strategies: list[Strategy], options: StrategyOptions, prepared: Prepared) -> None:
+    """Pure analysis each strategy can do without boards, so bad input fails before boards start."""
+    for strategy in strategies:
+        check = getattr(strategy, "check", None)
+        if check is not None:
+            check(prepared.graph, options)
+
+
+def run_on(fleet: Fleet, strategies: list[Strategy], options: StrategyOptions, prepared: Prepared):
+    """Each strategy in turn on the started ``fleet``."""
+    results: list[StrategyResult] = []
+    for strategy in strategies:
+        context = Context(
+            options,
+            prepared.inventory,
+            fleet,
+            prepared.reference,
+            prepared.graph,
+            prepared.frames,
+            prepared.image_source,
+            prepared.reference_logits,
+        )
+        if strategy.name == "branch":  # the branch run shows its own progress
+            results.append(strategy.run(context))
+            continue
+        console.print(f"[bold]{strategy.name}[/]: {strategy.summary}")
+        with progress_bars() as progress:
+            context.progress = progress
+            results.append(strategy.run(context))
+    return results
+
+
+def run_strategies(names: list[str], options: StrategyOptions) -> list[StrategyResult]:
+    """Each named strategy in turn on the same boards, model, images and frame counts."""
+    strategies = [get_strategy(name) for name in names]  # an unknown name fails before any work
+    prepared = prepare(options)
+    check_all(strategies, options, prepared)
+    with Fleet(prepared.inventory, wait_s=options.run.wait_s) as fleet:
+        return run_on(fleet, strategies, options, prepared)
+
+
+def run_strategy(name: str, options: StrategyOptions) -> StrategyResult:
+    return run_strategies([name], options)[0]
