@@ -121,6 +121,12 @@ def _exporter(target: dict, fmt: str):
     return cc.cross_compiler(cxx)
 
 
+def _cached_library(entry: Path, fmt: str) -> Path | None:
+    if not (entry / "meta.json").exists():
+        return None
+    return next(iter(sorted(entry.glob(f"*.{fmt}"))), None)
+
+
 def build_cached(
     name: str,
     key: str,
@@ -139,8 +145,9 @@ def build_cached(
         raise SplitnetError(f"unknown export format {fmt!r}", f"use one of: {', '.join(EXPORT_FORMATS)}")
     entry = (cache_dir or cache_root()) / key[:2] / key
     library = entry / f"{name}.{fmt}"
-    if library.exists() and (entry / "meta.json").exists():
-        return library, True
+    cached = _cached_library(entry, fmt)
+    if cached is not None:  # the same content under another part's name is the same library
+        return cached, True
     fcompile = _exporter(target, fmt)
     entry.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{key[:8]}-", dir=entry.parent))
@@ -154,8 +161,10 @@ def build_cached(
         (staging / "meta.json").write_text(json.dumps({"name": name, "target": target, "format": fmt, **(meta or {})}))
         os.replace(staging, entry)
     except OSError:
-        if not library.exists():  # not a lost race with another process: a real failure
+        cached = _cached_library(entry, fmt)
+        if cached is None:  # not a lost race with another process: a real failure
             raise
+        library = cached
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return library, False

@@ -22,11 +22,12 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from splitnet.framework.compile import CompiledArtifact, LocalModule, compile_part
+from splitnet.framework.compile import CompiledArtifact, LocalModule
 from splitnet.framework.console import console
 from splitnet.framework.images import Frame, load_frames
 from splitnet.framework.report import BranchReport, LatencyStats, RunReport
 from splitnet.framework.targets import host_target
+from splitnet.framework.tuned_build import compile_tuned
 from splitnet.framework.verify import FAIL, FIDELITY_ATOL, INFO, PASS, Check, agreement, fidelity, frames_answered
 from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, graph_from_block, partition, partitioner_for
 from splitnet.partitioners.channels import normalise_shares
@@ -40,7 +41,6 @@ from splitnet.runtime.placement import Placement, check_strategy, needs_probe, p
 from splitnet.runtime.probe import ProbeResult, probe, relative_speeds
 from splitnet.runtime.recovery import build_runner
 from splitnet.training.store import fine_tuned
-from splitnet.tuning import TuningKey, find_database, untuned_note
 from splitnet.zoo import get_model_spec, load_reference
 
 DEFAULT_POLICY = "spare"
@@ -92,31 +92,24 @@ class Stopwatch:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def _tuned_part(part, key: TuningKey, target: dict, fmt: str, notes: list) -> CompiledArtifact:
-    """Compile with the tuning database that matches this build, if one exists, and say which."""
-    match = find_database(key)
-    notes.append((part.name, match.note if match else untuned_note(key)))
-    return compile_part(part, target, fmt, database=match.path if match else None)
+def _compile_all(split: SplitModel, placement: Placement, inventory: Inventory, progress: Progress):
+    """Every branch for its board and the head for the host, each with its tuning database.
 
-
-def _compile_all(split: SplitModel, placement: Placement, inventory: Inventory, progress: Progress, input_shape):
-    parts = [*split.branches, split.head]
-    task = progress.add_task("export + compile", total=len(parts))
-    shares = [b.share for b in split.plan.branches]
-    notes: list[str] = []
+    Returns the artifacts and one line per distinct tuning outcome (which database, or none).
+    """
+    task = progress.add_task("export + compile", total=len(split.branches) + 1)
+    notes: dict[str, list[str]] = {}
     artifacts: list[CompiledArtifact] = []
     for i, branch in enumerate(split.branches):
         board = inventory.board(placement.branches[i])
-        key = TuningKey.of(split.plan.model, input_shape, shares, board.build_target)
-        artifacts.append(_tuned_part(branch, key, board.build_target, board.build_format, notes))
+        artifact, note = compile_tuned(split, branch, board.build_target, board.build_format)
+        artifacts.append(artifact)
+        notes.setdefault(note, []).append(branch.name)
         progress.advance(task)
-    key = TuningKey.of(split.plan.model, input_shape, shares, host_target())
-    head = _tuned_part(split.head, key, host_target(), "so", notes)
+    head, note = compile_tuned(split, split.head, host_target(), "so")
+    notes.setdefault(note, []).append(split.head.name)
     progress.advance(task)
-    grouped: dict[str, list[str]] = {}
-    for name, note in notes:
-        grouped.setdefault(note, []).append(name)
-    return artifacts, head, tuple(f"{', '.join(names)}: {note}" for note, names in grouped.items())
+    return artifacts, head, tuple(f"{', '.join(names)}: {note}" for note, names in notes.items())
 
 
 def _probe_all(sessions: dict[str, BoardSession], progress: Progress) -> list[ProbeResult]:
@@ -171,9 +164,7 @@ def run(options: RunOptions, fleet: Fleet | None = None) -> RunReport:
                     ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
                     split_logits = np.concatenate([split(f.tensor) for f in frame_list])
                 with watch.stage("compile"):
-                    artifacts, head_artifact, tuning_notes = _compile_all(
-                        split, placement, inventory, progress, spec.input_shape
-                    )
+                    artifacts, head_artifact, tuning_notes = _compile_all(split, placement, inventory, progress)
                     head = LocalModule(head_artifact)
                 chaos = Chaos(list(options.chaos), inventory, fleet.cluster)
                 copies = len(artifacts) * (2 if policy == "replicate" else 1)

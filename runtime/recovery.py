@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from splitnet.framework.compile import CompiledArtifact, compile_part
+from splitnet.framework.compile import CompiledArtifact
 from splitnet.framework.errors import SplitnetError
+from splitnet.framework.tuned_build import compile_tuned
 from splitnet.partitioners.split_model import SplitModel
 from splitnet.runtime.board_session import BoardSession, RemoteModule
 from splitnet.runtime.coded import CodedHead, compile_matvec
@@ -69,7 +70,7 @@ def build_runner(
 
 def _artifact(split: SplitModel, i: int, board: Board) -> CompiledArtifact:
     """Branch ``i`` built for ``board`` (from the compile cache when the target was built already)."""
-    return compile_part(split.branches[i], board.build_target, board.build_format)
+    return compile_tuned(split, split.branches[i], board.build_target, board.build_format)[0]
 
 
 def _recoverer(runner, split, placement, inventory, sessions, load):

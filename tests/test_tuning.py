@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import time
 
 import numpy as np
 import onnx
 import pytest
-from conftest import ATOL_FP32, random_input, splitrun
+from conftest import ATOL_FP32, random_input, splitrun, splitrun_popen
 from splitnet.framework.compile import LocalModule, compile_part, to_onnx
 from splitnet.framework.onnx_fold import fold_batch_norm
 from splitnet.framework.targets import host_target
@@ -138,3 +140,19 @@ def test_pipelined_frames_report_steady_throughput(tmp_path):
     assert "3 in flight" in result.stdout
     bad = splitrun("--model", "resnet_tiny", "--depth", "0")
     assert bad.returncode == 2 and "--depth" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.boards
+def test_ctrl_c_keeps_the_records_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "tuning"
+    proc = splitrun_popen("tune", "--model", "resnet_tiny", "--trials", "1000", "--batch", "8", "--out", str(out))
+    deadline = time.monotonic() + 300
+    while not list(out.glob(f"{WORK_FOLDER}/*/logs")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(10)  # into the search and the first rounds
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    (folder,) = [p for p in out.iterdir() if p.name != WORK_FOLDER]
+    assert (folder / KEY_FILE).exists() and all((folder / f).exists() for f in DB_FILES)

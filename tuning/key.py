@@ -76,6 +76,12 @@ class TuningKey:
         )
 
 
+def key_for(split, target: dict) -> TuningKey:
+    """The key of a :class:`~splitnet.partitioners.SplitModel`'s build for ``target``."""
+    shares = [b.share for b in split.plan.branches]
+    return TuningKey.of(split.plan.model, split.branches[0].input_shapes[0], shares, target)
+
+
 def _without_cpu(target: dict) -> str:
     return target_key({k: v for k, v in target.items() if k != "mcpu"})
 

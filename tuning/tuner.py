@@ -13,11 +13,14 @@ What ships is the pruned database, the best record per workload, written next to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -120,6 +123,41 @@ def _progress_callback(tasks: list[TuneTask], state: TuneState, state_path: Path
     return Progress()
 
 
+class TuningStopped(Exception):
+    """Raised into MetaSchedule at its next build, after the user pressed Ctrl-C."""
+
+
+def _stoppable_builder(inner, stop: threading.Event):
+    """A builder that refuses the next round once ``stop`` is set.
+
+    A KeyboardInterrupt raised by Python's default handler lands wherever the interpreter
+    happens to be, often inside a callback from MetaSchedule's C++ loop, and crashed the
+    process (SIGSEGV). So during tuning Ctrl-C only sets ``stop``; the next round's build
+    (every few seconds) raises a plain exception, which unwinds the C++ loop cleanly.
+    """
+
+    @derived_object
+    class Stoppable(ms.builder.PyBuilder):
+        def build(self, build_inputs):
+            if stop.is_set():
+                raise TuningStopped("interrupted")
+            return inner.build(build_inputs)
+
+    return Stoppable()
+
+
+@contextlib.contextmanager
+def _ctrl_c_sets(stop: threading.Event):
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def work_folder(root: Path, key: TuningKey) -> Path:
     return root / WORK_FOLDER / key.folder_name
 
@@ -163,6 +201,7 @@ def tune(
     # Candidates are timed in worker processes that inherit this: as many threads as the board has cores.
     os.environ["TVM_NUM_THREADS"] = str(key.target.get("num-cores", 1))
     database = ms.database.JSONDatabase(work_dir=str(work), module_equality="structural")
+    stop = threading.Event()
     try:
         if remaining > 0:
             contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
@@ -174,7 +213,7 @@ def tune(
                 seed=seed + state.trials_done,
                 num_threads=1,
             )
-            with quiet_native():
+            with quiet_native(), _ctrl_c_sets(stop):
                 ms.tune.tune_tasks(
                     tasks=contexts,
                     task_weights=[float(t.weight) for t in tasks],
@@ -183,8 +222,11 @@ def tune(
                     max_trials_per_task=per_task or max(per_batch, 2 * trials // len(tasks)),
                     num_trials_per_iter=per_batch,
                     database=database,
-                    builder=ms.builder.LocalBuilder(
-                        max_workers=os.cpu_count() or 1, timeout_sec=BUILD_TIMEOUT_S, initializer=warm_worker
+                    builder=_stoppable_builder(
+                        ms.builder.LocalBuilder(
+                            max_workers=os.cpu_count() or 1, timeout_sec=BUILD_TIMEOUT_S, initializer=warm_worker
+                        ),
+                        stop,
                     ),
                     runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, initializer=warm_worker),
                     measure_callbacks=[
@@ -192,8 +234,13 @@ def tune(
                         _progress_callback(tasks, state, state_path, trials, report),
                     ],
                 )
+    except Exception:
+        if not stop.is_set():
+            raise
     finally:
         shipped = prune(database, root / key.folder_name, key)
+    if stop.is_set():
+        raise KeyboardInterrupt
     return shipped
 
 
