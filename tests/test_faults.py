@@ -15,7 +15,8 @@ from splitnet.runtime.chaos import parse_chaos
 from splitnet.runtime.coded import decode, head_layers, row_blocks
 from splitnet.runtime.guard import MIN_TIMEOUT_S, derived_timeout, first_success, submit
 
-FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0"]  # + 8 verify frames: 108 sent
+# One frame in flight, so frame numbers are exact: 8 verify frames + 100 = 108 sent.
+FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0", "--depth", "1"]
 
 
 def run_json(tmp_path, *args: str) -> dict:
@@ -160,6 +161,8 @@ def test_a_branch_lost_on_the_first_frame_degrades_every_frame(tmp_path, no_leak
         "5",
         "--warmup",
         "0",
+        "--depth",
+        "1",
         "--policy",
         "degrade",
         "--chaos",
@@ -172,3 +175,16 @@ def test_a_branch_lost_on_the_first_frame_degrades_every_frame(tmp_path, no_leak
     assert data["frames"] == data["frames_degraded"] == 13
     assert check(data, "distributed vs in-process")["status"] == "INFO"  # nothing exact to compare
     assert check(data, "degraded frames")["status"] == "PASS"
+
+
+@pytest.mark.boards
+def test_a_board_killed_with_frames_in_flight_loses_none(tmp_path, no_leaked_boards):
+    """Killed during the pipelined phase (frames 108..207, four in flight): every frame still answered."""
+    report = tmp_path / "r.json"
+    args = [*FRAMES[:-1], "4", "--inventory", "pynq-with-spare", "--chaos", "kill:1@150", "--json", str(report)]
+    result = splitrun(*args)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(report.read_text())
+    assert data["ok"] and data["frames"] == 208 and check(data, "frames answered")["value"] == "208/208"
+    assert data["fidelity_max_abs_diff"] <= ATOL_FP32 and data["steady_fps"] > 0
+    assert data["dead_boards"] == ["pynq1"] and all(f["recovered_ms"] is not None for f in data["faults"])
