@@ -59,6 +59,7 @@ def _median_ms(fn, repeat: int) -> float:
 def peers(model: str, repeat: int) -> dict:
     """MXNet and onnxruntime, one thread each, on the unsplit body+head and on one N=2 branch."""
     import mxnet as mx
+    import onnx
     import onnxruntime as ort
     from splitnet.framework.compile import to_onnx
     from splitnet.partitioners import partition
@@ -68,6 +69,7 @@ def peers(model: str, repeat: int) -> dict:
     x = np.random.RandomState(0).rand(*reference.spec.input_shape).astype(np.float32)
     whole = partition(reference, 1).branches[0]
     branch = partition(reference, 2).branches[0]
+    ort.set_default_logger_severity(3)  # errors only
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
@@ -79,7 +81,14 @@ def peers(model: str, repeat: int) -> dict:
             data = mx.nd.array(x)
             out[f"mxnet_{name}_ms"] = _median_ms(lambda b=block, d=data: b(d).wait_to_read(), repeat)
             path = Path(scratch) / f"{name}.onnx"
-            to_onnx(part, path)
+            model = to_onnx(part, path)
+            # mxnet's exporter lists the weights as graph inputs too; onnxruntime then cannot
+            # treat them as constants (no Conv+BN fusion), which would handicap it.
+            weights = {t.name for t in model.graph.initializer}
+            inputs = [i for i in model.graph.input if i.name not in weights]
+            del model.graph.input[:]
+            model.graph.input.extend(inputs)
+            onnx.save(model, str(path))
             session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
             feed = {session.get_inputs()[0].name: x}
             out[f"ort_{name}_ms"] = _median_ms(lambda s=session, f=feed: s.run(None, f), repeat)
