@@ -204,7 +204,7 @@ def tune(
     stop = threading.Event()
     try:
         if remaining > 0:
-            contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
+            contexts, _ = ms.relax_integration.extracted_tasks_to_tune_contexts(
                 [t.extracted for t in tasks],
                 str(work),
                 strategy=ms.search_strategy.EvolutionarySearch(
