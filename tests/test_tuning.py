@@ -123,10 +123,22 @@ def test_tune_resume_and_apply(tmp_path):
     assert any(note.startswith("branch0, branch1, head: tuned: database") for note in data["tuning"]), data["tuning"]
 
 
-def test_tune_refuses_a_target_that_cannot_run_here():
-    result = splitrun("tune", "--model", "resnet_tiny", "--target", "pynq-z1")
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--target", "pynq-z1"], "cannot run here"),
+        (["--target", '{"kind": "llvm"}'], "does not say how many cores"),
+        (["--out", "FILE"], "cannot write tuning databases to"),
+    ],
+)
+def test_tune_bad_input_is_one_line(args, expected, tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    args = [str(a_file) if a == "FILE" else a for a in args]
+    result = splitrun("tune", "--model", "resnet_tiny", *args)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2 and len(errors) == 1 and "cannot run here" in errors[0], result.stderr
+    assert result.returncode == 2 and len(errors) == 1 and expected in errors[0], result.stderr
+    assert "fix:" in errors[0] and "Traceback" not in result.stderr
 
 
 @pytest.mark.boards

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from splitnet.framework.console import console
 from splitnet.framework.errors import SplitnetError
 from splitnet.framework.targets import check_target, describe, runs_here
-from splitnet.tuning.key import TuningKey, tuning_root
+from splitnet.tuning.key import key_for, tuning_root
 
 DEFAULT_TRIALS = 200
 DEFAULT_BATCH = 16
@@ -98,18 +98,27 @@ def execute(args: argparse.Namespace) -> int:
             f"candidates are timed on this machine, and {describe(target)} cannot run here",
             "tune on a machine of the board's architecture, or pass --target x86",
         )
+    if "num-cores" not in target:  # MetaSchedule sizes its parallel loops by it
+        raise SplitnetError(
+            f"--target {describe(target)} does not say how many cores the board has",
+            'add "num-cores" to the target dict, e.g. "num-cores": 1',
+        )
+    root = args.out or tuning_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitnetError(
+            f"cannot write tuning databases to {root} ({exc.strerror or exc})", "pass --out DIR (a writable folder)"
+        ) from None
     from splitnet.partitioners import partition
     from splitnet.partitioners.channels import normalise_shares
     from splitnet.tuning.tuner import tune
-    from splitnet.zoo import get_model_spec, load_reference
+    from splitnet.zoo import load_reference
 
     normalise_shares(args.branches, args.widths)
-    spec = get_model_spec(args.model)
     reference = load_reference(args.model, seed=args.seed)
     split = partition(reference, args.branches, args.widths, args.multiple)
-    key = TuningKey.of(args.model, spec.input_shape, [b.share for b in split.plan.branches], target)
-    root = args.out or tuning_root()
-    root.mkdir(parents=True, exist_ok=True)
+    key = key_for(split, target)
     console.print(f"tuning {args.model} N={args.branches} for {describe(target)}: {args.trials} trials")
     resume = f"splitrun tune --model {args.model} --branches {args.branches} --trials {args.trials} --resume"
     if args.widths or args.target or args.inventory or args.out:
