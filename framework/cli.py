@@ -84,17 +84,9 @@ def add_inventory_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _chaos(text: str):
-    from splitnet.runtime.chaos import parse_chaos
-
-    return parse_chaos(text)
-
-
-def _run_arguments(parser: argparse.ArgumentParser) -> None:
+def add_split_arguments(parser: argparse.ArgumentParser, widths_note: str = "default: equal") -> None:
+    """``--branches``, ``--model``, ``--widths``, ``--multiple``: what is split and how, for run and tune."""
     from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES
-    from splitnet.runtime.executor import POLICIES
-    from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, MIN_TIMEOUT_S, TIMEOUT_FACTOR
-    from splitnet.runtime.placement import list_strategies
 
     parser.add_argument(
         "--branches", "-n", type=int, default=2, help=f"number of branches N, 1..{MAX_BRANCHES} (default 2)"
@@ -104,7 +96,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         "--widths",
         type=_widths,
         default=None,
-        help="width share per branch, comma-separated, e.g. 0.75,0.25 (default: equal; round-robin placement only)",
+        help=f"width share per branch, comma-separated, e.g. 0.75,0.25 ({widths_note})",
     )
     parser.add_argument(
         "--multiple",
@@ -112,6 +104,20 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MULTIPLE,
         help=f"round branch channel counts to this multiple (default {DEFAULT_MULTIPLE}; 16 matches VTA's GEMM block)",
     )
+
+
+def _chaos(text: str):
+    from splitnet.runtime.chaos import parse_chaos
+
+    return parse_chaos(text)
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    from splitnet.runtime.executor import POLICIES
+    from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, MIN_TIMEOUT_S, TIMEOUT_FACTOR
+    from splitnet.runtime.placement import list_strategies
+
+    add_split_arguments(parser, widths_note="default: equal; round-robin placement only")
     parser.add_argument(
         "--placement",
         choices=list_strategies(),

@@ -65,6 +65,15 @@ class RunOptions:
     chaos: tuple[ChaosEvent, ...] = ()
     depth: int = 2  # frames in flight in the steady-state phase (1: no such phase)
 
+    @property
+    def pipelined_runs(self) -> int:
+        """Frames of the steady-state phase: ``runs`` again, when more than one is in flight."""
+        return self.runs if self.depth > 1 else 0
+
+    def frames_sent(self, images: int) -> int:
+        """Every frame a run sends: the verify pass over ``images``, warm-up, timed, pipelined."""
+        return images + self.warmup + self.runs + self.pipelined_runs
+
 
 def _progress() -> Progress:
     return Progress(
@@ -205,9 +214,7 @@ def run(options: RunOptions, fleet: Fleet | None = None) -> RunReport:
         )
     checks = [
         fidelity_check,
-        frames_answered(
-            len(timed.frames), options.runs * (2 if options.depth > 1 else 1) + options.warmup + len(frame_list)
-        ),
+        frames_answered(len(timed.frames), options.frames_sent(len(frame_list))),
     ]
     degraded = [f for f in timed.frames if f.degraded]
     if degraded:
@@ -313,8 +320,7 @@ def _run_frames(
     flight, so a board starts the next frame while the head and the transfers of the last
     one are still going (steady-state throughput).
     """
-    pipelined = options.runs if options.depth > 1 else 0
-    task = progress.add_task("frames", total=len(frames) + options.warmup + options.runs + pipelined)
+    task = progress.add_task("frames", total=options.frames_sent(len(frames)))
     timed = TimedRuns([], [], [], [])
 
     def one(image: int):
@@ -336,11 +342,11 @@ def _run_frames(
                 timed.branch_call_s.append(result.branch_call_s)
                 timed.total_s.append(result.total_s)
                 timed.head_s.append(result.head_s)
-    if options.depth > 1:  # steady state: `depth` frames in flight, so boards never wait on the head
+    if options.pipelined_runs:  # steady state: `depth` frames in flight, so boards never wait on the head
         with watch.stage("pipelined frames"), ThreadPoolExecutor(options.depth, "splitnet-frame") as pool:
             start = time.perf_counter()
-            list(pool.map(one, (i % len(frames) for i in range(options.runs))))
-            timed.steady_fps = options.runs / (time.perf_counter() - start)
+            list(pool.map(one, (i % len(frames) for i in range(options.pipelined_runs))))
+            timed.steady_fps = options.pipelined_runs / (time.perf_counter() - start)
     return timed
 
 

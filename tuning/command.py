@@ -26,17 +26,9 @@ DEFAULT_BATCH = 16
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from splitnet.framework.cli import _widths, add_inventory_arguments
-    from splitnet.partitioners.channels import DEFAULT_MULTIPLE, MAX_BRANCHES
+    from splitnet.framework.cli import add_inventory_arguments, add_split_arguments
 
-    parser.add_argument("--model", default="resnet18_v1", help="registered model name (default resnet18_v1)")
-    parser.add_argument(
-        "--branches", "-n", type=int, default=2, help=f"number of branches N, 1..{MAX_BRANCHES} (default 2)"
-    )
-    parser.add_argument("--widths", type=_widths, default=None, help="width share per branch (default: equal)")
-    parser.add_argument(
-        "--multiple", type=int, default=DEFAULT_MULTIPLE, help=f"channel rounding (default {DEFAULT_MULTIPLE})"
-    )
+    add_split_arguments(parser)
     add_inventory_arguments(parser)
     parser.add_argument(
         "--target",

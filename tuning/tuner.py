@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from splitnet.framework.compile import lowered, to_onnx, to_relax
@@ -79,12 +79,12 @@ class TuneState:
     """Progress kept across interruptions: trials spent so far and the best latency per task."""
 
     trials_done: int = 0
-    best_s: dict[str, float] | None = None
+    best_s: dict[str, float] = field(default_factory=dict)  # task name -> best seconds measured
 
     @staticmethod
     def load(path: Path) -> TuneState:
         if not path.exists():
-            return TuneState(0, {})
+            return TuneState()
         data = json.loads(path.read_text())
         return TuneState(int(data.get("trials_done", 0)), dict(data.get("best_s", {})))
 
