@@ -82,6 +82,8 @@ def test_lookup_exact_other_cpu_and_none(tmp_path):
         (tmp_path / "broken" / db_file).write_text("")
     (tmp_path / "broken" / KEY_FILE).write_text("{not json")
     assert find_database(key, tmp_path).path == exact  # a malformed key is skipped, not trusted
+    (exact / KEY_FILE).write_text(json.dumps({**key.to_json(), "records": 0}))
+    assert find_database(key, tmp_path).path != exact  # an empty database would tune nothing: skipped
 
 
 def test_shipped_databases_have_keys_and_records():

@@ -106,7 +106,7 @@ class DatabaseMatch:
 
 
 def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
-    """Every complete database under ``root`` with its key (folders without one are skipped)."""
+    """Every complete database under ``root`` with its key (folders without one, or empty, are skipped)."""
     root = root or tuning_root()
     found = []
     for key_file in sorted(root.glob(f"*/{KEY_FILE}")):
@@ -114,9 +114,13 @@ def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
         if not all((folder / name).exists() for name in DB_FILES):
             continue
         try:
-            found.append((folder, TuningKey.from_json(json.loads(key_file.read_text()))))
+            data = json.loads(key_file.read_text())
+            key = TuningKey.from_json(data)
         except (ValueError, KeyError, TypeError):
             continue  # a malformed key is not ours to trust; the build stays untuned
+        if data.get("records") == 0:
+            continue  # written by a run stopped before any round ended: applying it would tune nothing
+        found.append((folder, key))
     return found
 
 
