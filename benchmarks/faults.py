@@ -20,9 +20,10 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+
 from splitnet.framework.errors import SplitnetError
-from splitnet.framework.pipeline import RunOptions, run
 from splitnet.runtime.chaos import parse_chaos
+from splitnet.strategies import RunOptions, run
 
 POLICIES = ("spare", "replicate", "coded", "degrade")
 VERIFY_FRAMES = 8  # the built-in image set

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
 from splitnet.framework.errors import SplitnetError
-from splitnet.framework.pipeline import RunOptions, run
+from splitnet.strategies import RunOptions, run
 
 STRATEGIES = ("round-robin", "balanced", "profile")
 

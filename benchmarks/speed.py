@@ -40,8 +40,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+
 from splitnet.framework.errors import SplitnetError  # noqa: E402
-from splitnet.framework.pipeline import RunOptions, run  # noqa: E402
+from splitnet.strategies import RunOptions, run  # noqa: E402
 
 BRANCH_COUNTS = (1, 2, 4)
 
@@ -61,6 +62,7 @@ def peers(model: str, repeat: int) -> dict:
     import mxnet as mx
     import onnx
     import onnxruntime as ort
+
     from splitnet.framework.compile import to_onnx
     from splitnet.partitioners import partition
     from splitnet.zoo import load_reference
@@ -97,10 +99,10 @@ def peers(model: str, repeat: int) -> dict:
 
 def data_parallel(model: str, inventory: str | None, frames_per_board: int) -> dict:
     """The unsplit model on every board at once, one frame each: frames/s over the wall time."""
-    from splitnet.framework.tuned_build import compile_tuned
     from splitnet.partitioners import partition
     from splitnet.runtime.fleet import Fleet
     from splitnet.runtime.inventory_file import resolve_inventory
+    from splitnet.strategies import TunedBuilder
     from splitnet.zoo import load_reference
 
     reference = load_reference(model)
@@ -110,11 +112,8 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int) -> d
     inv = resolve_inventory(inventory)
     with Fleet(inv) as fleet:
         sessions = fleet.sessions()
-        modules = []
-        for board_session in sessions.values():
-            board = board_session.board
-            artifact, _ = compile_tuned(unsplit, whole, board.build_target, board.build_format)
-            modules.append(board_session.load(artifact))
+        build = TunedBuilder(unsplit)  # the deploy path's builds: the matching tuning database
+        modules = [board_session.load(build(whole, board_session.board)) for board_session in sessions.values()]
         for module in modules:
             module(x)  # warm
         barrier = threading.Barrier(len(modules) + 1)

@@ -7,6 +7,10 @@ linked with Debian's cross g++ (``arm-linux-gnueabihf-g++``), which must be inst
 Results are cached on disk by a content hash of the part (symbol and weights), the target,
 the export format, the tuning database (when one is given) and the tool versions, so a
 second run with the same inputs loads the library instead of recompiling.
+
+Building lives here and loading in :mod:`artifact`: the runtime imports only the latter, so
+that it runs what the orchestration built and never compiles by itself (the import-linter
+contract in ``pyproject.toml`` says so).
 """
 
 from __future__ import annotations
@@ -15,40 +19,27 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import mxnet as mx
 import numpy as np
 import onnx
 import tvm
-from splitnet.framework.cache import cache_root, content_key
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.onnx_fold import fold_batch_norm
-from splitnet.framework.quiet import quiet_native
-from splitnet.framework.targets import EXPORT_FORMATS, cross_cxx, describe, target_key, to_tvm
-from splitnet.partitioners.split_model import Part
 from tvm import relax
 from tvm.relax.frontend.onnx import from_onnx
 
+from .artifact import CompiledArtifact, LocalModule
+from .cache import cache_root, content_key
+from .errors import SplitnetError
+from .onnx_fold import fold_batch_norm
+from .quiet import quiet_native
+from .split_model import Part
+from .targets import EXPORT_FORMATS, cross_cxx, describe, target_key, to_tvm
+
+__all__ = ["CompiledArtifact", "LocalModule", "build_cached", "compile_part", "lowered", "to_onnx", "to_relax"]
+
 COMPILER_VERSION = "3"  # bump when this module changes what it produces
-
-
-@dataclass(frozen=True)
-class CompiledArtifact:
-    """A compiled part on disk, ready to upload to a board or load locally."""
-
-    part: str
-    path: Path
-    target: dict
-    key: str
-    input_names: tuple[str, ...]
-    input_shapes: tuple[tuple[int, ...], ...]
-    output_shape: tuple[int, ...]
-    tuned: bool
-    cached: bool
 
 
 def to_onnx(part: Part, path: Path) -> onnx.ModelProto:
@@ -196,23 +187,3 @@ def compile_part(
         tuned=database is not None,
         cached=cached,
     )
-
-
-def to_tensors(inputs, dev) -> list:
-    """numpy inputs as float32 TVM tensors on ``dev`` (local or remote)."""
-    return [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), dev) for x in inputs]
-
-
-class LocalModule:
-    """A compiled artifact loaded in this process (the merge head runs this way)."""
-
-    def __init__(self, artifact: CompiledArtifact) -> None:
-        with quiet_native():
-            self._lib = tvm.runtime.load_module(str(artifact.path))
-        self._dev = tvm.cpu(0)
-        self._vm = relax.VirtualMachine(self._lib, self._dev)
-        self._lock = threading.Lock()  # a VM is not re-entrant; pipelined frames share the head
-
-    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        with self._lock:
-            return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
-from splitnet.framework.errors import SplitnetError
+
+from .errors import SplitnetError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -13,18 +13,18 @@ each group is loaded the first time its registry is read (lazily, once), so impo
 splitnet stays cheap and a plugin never runs unless a model or partitioner is looked up. A
 plugin that fails to import, or names something of the wrong kind, stops the lookup with one
 line naming the distribution and the entry point (see docs/adding-a-partitioner.md).
+
+This module knows entry points, not what they name: each registry passes the converter
+that checks its own kind (:func:`splitnet.zoo.registry.model_items`,
+:func:`splitnet.partitioners.registry.partitioner_items`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
-from types import ModuleType
 
-from splitnet.framework.errors import SplitnetError
-
-MODELS_GROUP = "splitnet.models"
-PARTITIONERS_GROUP = "splitnet.partitioners"
+from .errors import SplitnetError
 
 Add = Callable[[str, object], object]
 
@@ -39,30 +39,6 @@ def _uninstall_hint(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     name = dist.name if dist is not None else "the plugin's distribution"
     return f"fix the plugin, or remove it (pip uninstall {name})"
-
-
-def model_items(loaded: object) -> list[tuple[str, object]]:
-    """(name, ModelSpec) pairs from what a ``splitnet.models`` entry point names."""
-    from splitnet.zoo.registry import ModelSpec
-
-    if isinstance(loaded, ModuleType):  # a module that registers its models on import
-        return []
-    value = loaded() if callable(loaded) and not isinstance(loaded, ModelSpec) else loaded
-    specs = [value] if isinstance(value, ModelSpec) else list(value) if isinstance(value, Iterable) else [value]
-    if not specs or not all(isinstance(spec, ModelSpec) for spec in specs):
-        raise TypeError(f"expected a ModelSpec, a list of them or a function returning either, got {value!r:.80}")
-    return [(spec.name, spec) for spec in specs]
-
-
-def partitioner_items(loaded: object) -> list[tuple[str, object]]:
-    """(name, partitioner) pairs from what a ``splitnet.partitioners`` entry point names."""
-    if isinstance(loaded, ModuleType):
-        return []
-    instance = loaded() if isinstance(loaded, type) else loaded
-    missing = [attr for attr in ("name", "families", "plan") if not hasattr(instance, attr)]
-    if missing:
-        raise TypeError(f"expected a partitioner class with name, families and plan; {loaded!r:.80} has no {missing}")
-    return [(instance.name, instance)]
 
 
 def load_group(group: str, convert: Callable[[object], list[tuple[str, object]]], add: Add) -> list[str]:

@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from splitnet.framework.errors import SplitnetError
+from .errors import SplitnetError
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ class Registry(Generic[T]):
         if self._plugins_loaded:
             return
         self._plugins_loaded = True  # before loading: a plugin reading the registry must not recurse
-        from splitnet.framework.plugins import load_group
+        from .plugins import load_group
 
         try:
             load_group(self.plugin_group, self._from_plugin, self._add_plugin)
@@ -72,6 +72,11 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         self.load_plugins()
         return sorted(self._items)
+
+    def registered_names(self) -> list[str]:
+        """Names in the order they were registered (for lists whose order means something)."""
+        self.load_plugins()
+        return list(self._items)
 
     def items(self) -> list[tuple[str, T]]:
         return [(name, self._items[name]) for name in self.names()]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-from splitnet.framework.verify import FAIL, PASS, Check
+
+from .verify import FAIL, PASS, Check
 
 COLUMNS = {
     "board": "the board the branch runs on (several branches on one board run one after another)",

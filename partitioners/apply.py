@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import mxnet as mx
 import numpy as np
-from splitnet.partitioners.graph import DATA, ModelGraph
-from splitnet.partitioners.op_rules import flat_indices, rule_for
-from splitnet.partitioners.plan import SplitPlan
-from splitnet.partitioners.split_model import Part, SplitModel
+
+from ..framework.plan import SplitPlan
+from ..framework.split_model import Part, SplitModel
+from .graph import DATA, ModelGraph
+from .op_rules import flat_indices, rule_for
 
 FEATURE_PREFIX = "feat"
 CONCAT_NAME = "splitnet_merge_concat"

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import networkx as nx
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.channels import DEFAULT_MULTIPLE, normalise_shares
-from splitnet.partitioners.graph import DATA, ModelGraph
-from splitnet.partitioners.op_rules import Assignment, conv_flops, rule_for
-from splitnet.partitioners.plan import BranchSpec, HeadSpec, SplitPlan
+
+from ..framework.errors import SplitnetError
+from ..framework.plan import BranchSpec, HeadSpec, SplitPlan
+from .channels import DEFAULT_MULTIPLE, normalise_shares
+from .graph import DATA, ModelGraph
+from .op_rules import Assignment, conv_flops, rule_for
 
 
 def ancestors_ops(graph: ModelGraph, tensor: str) -> list[str]:

@@ -18,12 +18,13 @@ grouped convolution) is reported by op and layer before anything is built.
 from __future__ import annotations
 
 import networkx as nx
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.branch_plan import build_plan
-from splitnet.partitioners.graph import DATA, ModelGraph
-from splitnet.partitioners.op_rules import rule_for
-from splitnet.partitioners.plan import SplitPlan
-from splitnet.partitioners.registry import register_partitioner
+
+from ..framework.errors import SplitnetError
+from ..framework.plan import SplitPlan
+from .branch_plan import build_plan
+from .graph import DATA, ModelGraph
+from .op_rules import rule_for
+from .registry import register_partitioner
 
 
 def find_dense_head(graph: ModelGraph) -> tuple[str, list[str]]:

@@ -25,9 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.channels import allocate
-from splitnet.partitioners.graph import ModelGraph, parse_int_tuple
+
+from ..framework.errors import SplitnetError
+from .channels import allocate
+from .graph import ModelGraph, parse_int_tuple
 
 Assignment = list[np.ndarray] | None
 Narrowed = tuple[dict[str, str], dict[str, np.ndarray]]

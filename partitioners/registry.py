@@ -6,13 +6,15 @@ Installed packages add partitioners through the ``splitnet.partitioners`` entry 
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Protocol
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.plugins import PARTITIONERS_GROUP, partitioner_items
-from splitnet.framework.registry import Registry
-from splitnet.partitioners.graph import ModelGraph
-from splitnet.partitioners.plan import SplitPlan
+from ..framework.errors import SplitnetError
+from ..framework.plan import SplitPlan
+from ..framework.registry import Registry
+from .graph import ModelGraph
+
+PARTITIONERS_GROUP = "splitnet.partitioners"
 
 
 class Partitioner(Protocol):
@@ -24,6 +26,17 @@ class Partitioner(Protocol):
     def plan(
         self, graph: ModelGraph, *, model: str, n: int, widths: tuple[float, ...] | None, multiple: int
     ) -> SplitPlan: ...
+
+
+def partitioner_items(loaded: object) -> list[tuple[str, object]]:
+    """(name, partitioner) pairs from what a ``splitnet.partitioners`` entry point names."""
+    if isinstance(loaded, ModuleType):
+        return []
+    instance = loaded() if isinstance(loaded, type) else loaded
+    missing = [attr for attr in ("name", "families", "plan") if not hasattr(instance, attr)]
+    if missing:
+        raise TypeError(f"expected a partitioner class with name, families and plan; {loaded!r:.80} has no {missing}")
+    return [(instance.name, instance)]
 
 
 _PARTITIONERS: Registry[Partitioner] = Registry(

@@ -8,11 +8,11 @@ that feeds it is the body. Channel sharing and weight slicing are the generic st
 
 from __future__ import annotations
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.branch_plan import build_plan
-from splitnet.partitioners.graph import ModelGraph
-from splitnet.partitioners.plan import SplitPlan
-from splitnet.partitioners.registry import register_partitioner
+from ..framework.errors import SplitnetError
+from ..framework.plan import SplitPlan
+from .branch_plan import build_plan
+from .graph import ModelGraph
+from .registry import register_partitioner
 
 
 def find_head(graph: ModelGraph) -> tuple[str, list[str]]:

@@ -1,13 +1,13 @@
 """Boards, inventories, placement and distributed execution over TVM RPC."""
 
-from splitnet.runtime.board_session import BoardSession, RemoteModule, acquire, request_session
-from splitnet.runtime.executor import DistributedSplit, FrameResult
-from splitnet.runtime.fleet import Fleet
-from splitnet.runtime.inventory import DEFAULT_KEY, Board, Inventory, Link, Tracker
-from splitnet.runtime.inventory_file import builtin_inventory, load_inventory, parse_inventory, resolve_inventory
-from splitnet.runtime.local_cluster import LocalCluster, free_port
-from splitnet.runtime.placement import Placement, check_placement, list_strategies, place, validated
-from splitnet.runtime.presets import Preset, get_preset, list_presets
+from .board_session import BoardSession, RemoteModule, acquire, request_session
+from .executor import DistributedSplit, FrameResult
+from .fleet import Fleet
+from .inventory import DEFAULT_KEY, Board, Inventory, Link, Tracker
+from .inventory_file import builtin_inventory, load_inventory, parse_inventory, resolve_inventory
+from .local_cluster import LocalCluster, free_port
+from .placement import Placement, check_placement, list_strategies, place, validated
+from .presets import Preset, get_preset, list_presets
 
 __all__ = [
     "DEFAULT_KEY",

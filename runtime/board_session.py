@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import tvm
-from splitnet.framework.compile import CompiledArtifact, to_tensors
-from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.guard import Skipped
-from splitnet.runtime.inventory import Board
 from tvm import relax, rpc
 from tvm.rpc import base
+
+from ..framework.artifact import CompiledArtifact, to_tensors
+from ..framework.errors import SplitnetError
+from .guard import Skipped
+from .inventory import Board
 
 SESSION_TIMEOUT_S = 0  # the server keeps a session while we hold it; the runtime closes it
 REQUEST_TIMEOUT_S = 60.0

@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.inventory import Inventory
-from splitnet.runtime.local_cluster import LocalCluster
+from ..framework.errors import SplitnetError
+from .inventory import Inventory
+from .local_cluster import LocalCluster
 
 _SPEC = re.compile(r"^(?P<action>kill|stall):(?P<board>[\w.-]+)@(?P<frame>\d+)(?::(?P<seconds>\d+(?:\.\d+)?)s)?$")
 EXAMPLES = "kill:1@20 or stall:0@10:2s"

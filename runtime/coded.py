@@ -16,38 +16,19 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import tvm
-from splitnet.framework.cache import content_key
-from splitnet.framework.compile import CompiledArtifact, build_cached
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.targets import target_key
-from splitnet.partitioners.split_model import Part
-from splitnet.runtime.board_session import BoardSession, RemoteModule
-from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, submit
-from tvm.script import ir as I  # noqa: N812 (TVMScript's own spelling)
-from tvm.script import relax as R  # noqa: N812
 
-MATVEC_VERSION = "1"
+from ..framework.artifact import CompiledArtifact
+from ..framework.errors import SplitnetError
+from ..framework.split_model import Part
+from .board_session import BoardSession, RemoteModule
+from .guard import FIRST_CALL_TIMEOUT_S, submit
+from .inventory import Board
 
-
-@I.ir_module
-class _Matvec:
-    @R.function
-    def main(x: R.Tensor((1, "n"), "float32"), w: R.Tensor(("m", "n"), "float32")) -> R.Tensor((1, "m"), "float32"):
-        with R.dataflow():
-            y = R.matmul(x, R.permute_dims(w))
-            R.output(y)
-        return y
-
-
-def compile_matvec(target: dict, fmt: str = "so", cache_dir: Path | None = None) -> CompiledArtifact:
-    """One library per target computes any block: the block's weights are bound at load."""
-    key = content_key("matvec", MATVEC_VERSION, target_key(target), fmt, tvm.__version__)
-    library, cached = build_cached("matvec", key, lambda _: _Matvec, target, fmt, cache_dir)
-    return CompiledArtifact("matvec", library, target, key, ("x", "w"), ((1, -1), (-1, -1)), (1, -1), False, cached)
+# The matvec kernel (splitnet.framework.kernels.compile_matvec) built for a board: handed in
+# by the orchestration, since the runtime runs artifacts and never compiles.
+KernelFor = Callable[[Board], CompiledArtifact]
 
 
 def row_blocks(weight: np.ndarray, k: int) -> tuple[list[np.ndarray], np.ndarray, list[int]]:
@@ -118,7 +99,7 @@ Failure = Callable[[str, str, str, float], None]  # board, kind, detail, detecte
 class CodedDense:
     """One dense layer spread over ``k + 1`` boards (the last holds the parity block)."""
 
-    def __init__(self, layer: HeadLayer, sessions: list[BoardSession], artifact_for: Callable) -> None:
+    def __init__(self, layer: HeadLayer, sessions: list[BoardSession], artifact_for: KernelFor) -> None:
         self.k = len(sessions) - 1
         if self.k < 1:
             raise SplitnetError("the coded head needs at least two boards", "add a board, or use --policy spare")
@@ -174,7 +155,7 @@ class CodedDense:
 class CodedHead:
     """The merge head with every dense layer coded over the boards; the rest on the host."""
 
-    def __init__(self, head: Part, sessions: list[BoardSession], artifact_for: Callable) -> None:
+    def __init__(self, head: Part, sessions: list[BoardSession], artifact_for: KernelFor) -> None:
         self.layers = head_layers(head)
         self.dense = {
             i: CodedDense(layer, sessions, artifact_for) for i, layer in enumerate(self.layers) if layer.kind == "dense"

@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from splitnet.framework.errors import SplitnetError
+from ..framework.errors import SplitnetError
 
 PERIOD_US = 10_000
 _V1 = Path("/sys/fs/cgroup/cpu")

@@ -16,6 +16,10 @@ are both detected and named. What happens next is the recovery policy:
 * ``degrade``: a lost branch is dropped: its features are zeros, which removes its columns
   from the head's first dense layer, and every frame that used this is flagged degraded.
 * ``none``: the first failure ends the run with an error naming the board.
+
+The policies are objects in a registry (:mod:`policies`): each decides what happens to a
+lost branch by calling one of the mechanics here (:meth:`DistributedSplit.drop_branch`,
+:meth:`DistributedSplit.replace_branch`) or by raising.
 """
 
 from __future__ import annotations
@@ -26,12 +30,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.board_session import RemoteModule
-from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, Skipped, first_success, resolve_each, submit
 
-POLICIES = ("spare", "replicate", "coded", "degrade", "none")
-REPLACING = ("spare", "replicate", "coded")  # policies that re-place a lost branch
+from ..framework.errors import SplitnetError
+from .board_session import RemoteModule
+from .guard import FIRST_CALL_TIMEOUT_S, Skipped, first_success, resolve_each, submit
+from .policies import DEFAULT_POLICY, RecoveryPolicy, get_policy
 
 
 @dataclass
@@ -72,7 +75,7 @@ class DistributedSplit:
 
     branches: list
     head: Callable[..., np.ndarray]
-    policy: str = "spare"
+    policy: str = DEFAULT_POLICY  # a registered recovery policy (see :mod:`policies`)
     timeout_s: float = FIRST_CALL_TIMEOUT_S
     recover: Recover | None = None
     coded_head: object | None = None
@@ -88,8 +91,7 @@ class DistributedSplit:
     _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise SplitnetError(f"unknown recovery policy {self.policy!r}", f"use one of: {', '.join(POLICIES)}")
+        self.recovery: RecoveryPolicy = get_policy(self.policy)  # unknown: lists the known ones
         self.branches = [list(b) if isinstance(b, list | tuple) else [b] for b in self.branches]
 
     def modules(self) -> list[RemoteModule]:
@@ -128,7 +130,7 @@ class DistributedSplit:
                     ]
                 continue
             with self._lock:
-                features[i], call_s[i] = self._handle_lost_branch(frame, i, x, failed_now, start)
+                features[i], call_s[i] = self.recovery.lost_branch(self, frame, i, x, failed_now, start)
             new_events += failed_now
         degraded = bool(self.lost)
         for i in self.lost:
@@ -184,18 +186,18 @@ class DistributedSplit:
         self.dead.add(board)
         return FaultEvent(frame=frame, board=board, kind=kind, detail=detail, detected_ms=seconds * 1000.0, part=part)
 
-    def _handle_lost_branch(self, frame: int, i: int, x: np.ndarray, events: list[FaultEvent], start: float):
+    def drop_branch(self, i: int, events: list[FaultEvent], start: float) -> tuple[np.ndarray, float]:
+        """Answer without branch ``i`` from now on: zero features, every frame flagged degraded."""
+        self.lost.add(i)
+        for event in events:
+            event.action = f"branch {i} dropped: frames answered from the other branches, flagged degraded"
+        return np.zeros(self.feature_shapes[i], dtype=np.float32), time.perf_counter() - start
+
+    def replace_branch(
+        self, frame: int, i: int, x: np.ndarray, events: list[FaultEvent], start: float
+    ) -> tuple[np.ndarray, float]:
+        """Move branch ``i`` to another board (``recover``) and run this frame's branch there."""
         boards = ", ".join(e.board for e in events) or "its board"
-        if self.policy == "none":
-            raise SplitnetError(
-                f"branch {i} failed on {boards} at frame {frame} ({events[0].detail if events else 'no live board'})",
-                "choose a recovery policy, e.g. --policy spare",
-            )
-        if self.policy == "degrade" or self.recover is None:
-            self.lost.add(i)
-            for event in events:
-                event.action = f"branch {i} dropped: frames answered from the other branches, flagged degraded"
-            return np.zeros(self.feature_shapes[i], dtype=np.float32), time.perf_counter() - start
         detected = time.perf_counter()
         # With frames in flight, an earlier frame may have re-placed this branch already.
         module = next((m for m in self.branches[i] if m.board not in self.dead), None)

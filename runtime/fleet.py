@@ -11,10 +11,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.board_session import BoardSession, acquire, query_hint, tracker_summary
-from splitnet.runtime.inventory import Board, Inventory
-from splitnet.runtime.local_cluster import LocalCluster
+from ..framework.errors import SplitnetError
+from .board_session import BoardSession, acquire, query_hint, tracker_summary
+from .inventory import Board, Inventory
+from .local_cluster import LocalCluster
 
 DEFAULT_WAIT_S = 10.0
 _SERVER_PREFIX = "server:"

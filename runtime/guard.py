@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
-from splitnet.framework.errors import SplitnetError
+from ..framework.errors import SplitnetError
 
 FIRST_CALL_TIMEOUT_S = 60.0  # before any latency is measured (first calls, uploads)
 MIN_TIMEOUT_S = 1.0

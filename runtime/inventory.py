@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from splitnet.framework.targets import describe, host_target, runs_here
+from ..framework.targets import describe, host_target, runs_here
 
 DEFAULT_KEY = "pynq"
 LOOPBACK = "127.0.0.1"

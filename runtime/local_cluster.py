@@ -28,10 +28,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.board_session import tracker_summary
-from splitnet.runtime.cpu_quota import CpuQuota
-from splitnet.runtime.inventory import LOOPBACK, Board
+from ..framework.errors import SplitnetError
+from .board_session import tracker_summary
+from .cpu_quota import CpuQuota
+from .inventory import LOOPBACK, Board
 
 START_TIMEOUT_S = 60.0
 OWNER_ENV = "SPLITNET_OWNER"  # set on every process we start; its children inherit it

@@ -6,7 +6,7 @@ Computed by pure analysis (no hardware), as accelerate computes device maps, and
 * ``round-robin``: branch ``i`` on board ``i mod boards``, widths as given (equal by default).
 * ``balanced``: widths chosen so that every board finishes at the same time, from each
   board's relative speed and the model's branch cost curve (``cost(w)``, see
-  :mod:`splitnet.partitioners.cost`); faster boards get wider branches.
+  :mod:`splitnet.framework.cost`); faster boards get wider branches.
 * ``profile``: ``balanced`` with speeds measured by probing each board first.
 
 More branches than boards: boards take several branches, run one after another (balanced
@@ -20,11 +20,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.registry import Registry
-from splitnet.partitioners.channels import normalise_shares
-from splitnet.partitioners.cost import BranchCost
-from splitnet.runtime.inventory import Inventory
+from ..framework.cost import BranchCost
+from ..framework.errors import SplitnetError
+from ..framework.registry import Registry
+from ..framework.shares import normalise_shares
+from .inventory import Inventory
 
 SHARE_TOLERANCE = 1e-6
 BYTES_PER_PARAM = 4  # fp32 weights
@@ -180,18 +180,16 @@ def place_profile(n: int, inventory: Inventory, *, speeds: Mapping[str, float] |
 
 
 def place(strategy: str, n: int, inventory: Inventory, **kwargs) -> Placement:
-    """Run the named strategy (``round-robin``, ``balanced``, ``profile`` or a registered one)."""
-    return _STRATEGIES.get(strategy)(n, inventory, **kwargs)
+    """Run the named strategy (``round-robin``, ``balanced``, ``profile`` or a registered one).
 
-
-def check_placement(
-    placement: Placement, n_branches: int, inventory: Inventory, branch_params: tuple[int, ...] | None = None
-) -> list[str]:
-    """Every problem with ``placement`` (empty when it is usable).
-
-    ``branch_params`` (weights per branch, from the plan) adds a memory check against each
-    board's declared memory.
+    What it returns is checked here, once, whichever strategy made it (a plug-in's too);
+    whether the branches' weights fit the boards is checked by :func:`fits` once the plan
+    says how many weights each branch has.
     """
+    return validated(_STRATEGIES.get(strategy)(n, inventory, **kwargs), n, inventory)
+
+
+def _structure_problems(placement: Placement, n_branches: int, inventory: Inventory) -> list[str]:
     problems = []
     known = set(inventory.names)
     if len(placement.branches) != n_branches:
@@ -210,24 +208,50 @@ def check_placement(
             problems.append(f"spare {name!r} is not in the inventory")
         if name in placement.branches:
             problems.append(f"board {name!r} is both a spare and in use")
-    if branch_params is not None:
-        for board in inventory.boards:
-            on_board = placement.branches_on(board.name)
-            need_mb = sum(branch_params[i] for i in on_board if i < len(branch_params)) * BYTES_PER_PARAM / 2**20
-            if board.memory_mb is not None and need_mb > board.memory_mb:
-                problems.append(
-                    f"board {board.name} has {board.memory_mb} MB but branches {on_board} need {need_mb:.0f} MB "
-                    "of weights"
-                )
     return problems
+
+
+def _memory_problems(placement: Placement, inventory: Inventory, branch_params: tuple[int, ...]) -> list[str]:
+    problems = []
+    for board in inventory.boards:
+        on_board = placement.branches_on(board.name)
+        need_mb = sum(branch_params[i] for i in on_board if i < len(branch_params)) * BYTES_PER_PARAM / 2**20
+        if board.memory_mb is not None and need_mb > board.memory_mb:
+            problems.append(
+                f"board {board.name} has {board.memory_mb} MB but branches {on_board} need {need_mb:.0f} MB of weights"
+            )
+    return problems
+
+
+def check_placement(
+    placement: Placement, n_branches: int, inventory: Inventory, branch_params: tuple[int, ...] | None = None
+) -> list[str]:
+    """Every problem with ``placement`` (empty when it is usable).
+
+    ``branch_params`` (weights per branch, from the plan) adds a memory check against each
+    board's declared memory.
+    """
+    problems = _structure_problems(placement, n_branches, inventory)
+    if branch_params is not None:
+        problems += _memory_problems(placement, inventory, branch_params)
+    return problems
+
+
+def _raise(problems: list[str]) -> None:
+    if problems:
+        raise SplitnetError(
+            "bad placement: " + "; ".join(problems), "add boards, use more branches, or fix the inventory"
+        )
 
 
 def validated(
     placement: Placement, n_branches: int, inventory: Inventory, branch_params: tuple[int, ...] | None = None
 ) -> Placement:
-    problems = check_placement(placement, n_branches, inventory, branch_params)
-    if problems:
-        raise SplitnetError(
-            "bad placement: " + "; ".join(problems), "add boards, use more branches, or fix the inventory"
-        )
+    _raise(check_placement(placement, n_branches, inventory, branch_params))
+    return placement
+
+
+def fits(placement: Placement, inventory: Inventory, branch_params: tuple[int, ...]) -> Placement:
+    """``placement`` when every board's declared memory holds the weights of its branches."""
+    _raise(_memory_problems(placement, inventory, branch_params))
     return placement

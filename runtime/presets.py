@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from splitnet.framework.registry import Registry
-from splitnet.framework.targets import host_target
+from ..framework.registry import Registry
+from ..framework.targets import host_target
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,38 @@
 """Wiring a recovery policy to real boards: replicas, the coded head, and re-placement.
 
 The executor (:mod:`executor`) knows policies but not boards; this module gives it what a
-policy needs from the inventory: a second board per branch for ``replicate``, the coded
-head's blocks for ``coded``, and for every re-placing policy a ``recover`` function that
-moves a lost branch to a spare board, or else to the least loaded survivor, compiling the
-branch for that board's target (a cache hit when the target is the same) and uploading it.
+policy asks for (:mod:`policies`): more copies of each branch (``copies``: the next board in
+inventory order holds the second), the coded head's blocks (``coded_head``), and for every
+policy that ``replaces`` a lost branch a ``recover`` function that moves it to a spare
+board, or else to the least loaded survivor, and uploads it there.
+
+Nothing here compiles: ``build(part, board)`` is handed in by the orchestration (the deploy
+path, :mod:`splitnet.strategies.deploy`), which builds every part for its board with the
+tuning database that matches, so a recovered branch is built exactly as the first one was.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from splitnet.framework.compile import CompiledArtifact
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.tuned_build import compile_tuned
-from splitnet.partitioners.split_model import SplitModel
-from splitnet.runtime.board_session import BoardSession, RemoteModule
-from splitnet.runtime.coded import CodedHead, compile_matvec
-from splitnet.runtime.executor import REPLACING, DistributedSplit
-from splitnet.runtime.inventory import Board, Inventory
-from splitnet.runtime.placement import Placement
+from ..framework.artifact import CompiledArtifact
+from ..framework.errors import SplitnetError
+from ..framework.split_model import Part, SplitModel
+from .board_session import BoardSession, RemoteModule
+from .coded import CodedHead, KernelFor
+from .executor import DistributedSplit
+from .inventory import Board, Inventory
+from .placement import Placement
+from .policies import get_policy
+
+Build = Callable[[Part, Board], CompiledArtifact]  # a part built for a board (a cache hit when built before)
+Load = Callable[..., RemoteModule]  # (session, artifact, bound arrays=()) -> module on the board
 
 
-def _secondary(primary: str, names: tuple[str, ...]) -> str:
-    """The next board after ``primary`` in inventory order (wrapping): a replica's home."""
+def _next_boards(primary: str, names: tuple[str, ...], copies: int) -> list[str]:
+    """``primary`` and the boards after it in inventory order (wrapping): a branch's replicas' homes."""
     i = names.index(primary)
-    return names[(i + 1) % len(names)]
+    return [names[(i + k) % len(names)] for k in range(copies)]
 
 
 def build_runner(
@@ -36,26 +43,33 @@ def build_runner(
     sessions: dict[str, BoardSession],
     artifacts: list[CompiledArtifact],
     head: Callable,
-    load: Callable[[BoardSession, CompiledArtifact], RemoteModule],
+    load: Load,
+    build: Build,
+    kernel_for: KernelFor | None = None,
 ) -> DistributedSplit:
-    """A :class:`DistributedSplit` whose modules are uploaded; ``load`` uploads one artifact."""
+    """A :class:`DistributedSplit` whose modules are uploaded.
+
+    ``artifacts[i]`` is branch ``i`` built for its placed board; ``load`` uploads one artifact;
+    ``build`` builds a branch for another board (replicas, recovery); ``kernel_for`` builds
+    the coded head's matvec kernel for a board (needed by a ``coded_head`` policy only).
+    """
+    recovery = get_policy(policy)
     names = inventory.names
+    if recovery.copies > len(names):
+        count = {2: "two", 3: "three"}.get(recovery.copies, str(recovery.copies))
+        raise SplitnetError(f"{policy} needs at least {count} boards", "add a board, or use --policy spare")
     branches: list[list[RemoteModule]] = []
     for i, artifact in enumerate(artifacts):
-        replicas = [load(sessions[placement.branches[i]], artifact)]
-        if policy == "replicate":
-            if len(names) < 2:
-                raise SplitnetError("replicate needs at least two boards", "add a board, or use --policy spare")
-            other = inventory.board(_secondary(placement.branches[i], names))
-            replicas.append(load(sessions[other.name], _artifact(split, i, other)))
+        homes = _next_boards(placement.branches[i], names, recovery.copies)
+        replicas = [load(sessions[homes[0]], artifact)]
+        for other in homes[1:]:
+            replicas.append(load(sessions[other], build(split.branches[i], inventory.board(other))))
         branches.append(replicas)
     coded_head = None
-    if policy == "coded":
-        coded_head = CodedHead(
-            split.head,
-            [sessions[name] for name in names],
-            lambda board: compile_matvec(board.build_target, board.build_format),
-        )
+    if recovery.coded_head:
+        if kernel_for is None:
+            raise ValueError(f"policy {policy} runs a coded head: pass kernel_for")
+        coded_head = CodedHead(split.head, [sessions[name] for name in names], kernel_for)
     runner = DistributedSplit(
         branches=branches,
         head=head,
@@ -63,17 +77,12 @@ def build_runner(
         coded_head=coded_head,
         feature_shapes=[(1, size) for size in split.plan.head.feature_sizes],
     )
-    if policy in REPLACING:
-        runner.recover = _recoverer(runner, split, placement, inventory, sessions, load)
+    if recovery.replaces:
+        runner.recover = _recoverer(runner, split, placement, inventory, sessions, load, build)
     return runner
 
 
-def _artifact(split: SplitModel, i: int, board: Board) -> CompiledArtifact:
-    """Branch ``i`` built for ``board`` (from the compile cache when the target was built already)."""
-    return compile_tuned(split, split.branches[i], board.build_target, board.build_format)[0]
-
-
-def _recoverer(runner, split, placement, inventory, sessions, load):
+def _recoverer(runner, split, placement, inventory, sessions, load, build):
     def recover(branch: int, dead: set[str]) -> RemoteModule:
         alive = [b for b in inventory.boards if b.name not in dead]
         if not alive:
@@ -81,6 +90,6 @@ def _recoverer(runner, split, placement, inventory, sessions, load):
         in_use = [m.board for m in runner.modules() if m is not None]
         spares = [b for b in alive if b.name in placement.spares and b.name not in in_use]
         target = spares[0] if spares else min(alive, key=lambda b: (in_use.count(b.name) / b.relative_speed, b.name))
-        return load(sessions[target.name], _artifact(split, branch, target))
+        return load(sessions[target.name], build(split.branches[branch], target))
 
     return recover

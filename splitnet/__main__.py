@@ -2,6 +2,6 @@
 
 import sys
 
-from splitnet.framework.cli import main
+from splitnet.commands.cli import main
 
 sys.exit(main())

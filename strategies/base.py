@@ -1,9 +1,10 @@
-"""What every strategy shares: options, the context a run gets, the result it returns, the registry.
+"""What every strategy shares: options, the context a run gets, the result it returns.
 
 A strategy is a class with a ``name``, a one-line ``summary``, ``lossless`` (whether its
 output must equal the unsplit model's) and ``run(context) -> StrategyResult``. Strategies
-register by name (``@register_strategy``), so a new way of spreading a model over boards
-is one new module; ``splitrun --strategy NAME`` and ``splitrun compare`` find it there.
+register by name (``@register_strategy``, :mod:`registry`), so a new way of spreading a
+model over boards is one new module; ``splitrun --strategy NAME`` and ``splitrun compare``
+find it there.
 """
 
 from __future__ import annotations
@@ -15,17 +16,30 @@ from typing import Protocol
 
 import numpy as np
 from rich.progress import Progress
-from splitnet.framework.images import Frame
-from splitnet.framework.pipeline import RunOptions
-from splitnet.framework.registry import Registry
-from splitnet.framework.report import LatencyStats
-from splitnet.framework.verify import FAIL, FIDELITY_ATOL, INFO, PASS, Check
-from splitnet.partitioners.graph import ModelGraph
-from splitnet.runtime.fleet import Fleet
-from splitnet.runtime.inventory import Inventory
-from splitnet.zoo import Reference
 
-DEFAULT_STRATEGY = "branch"
+from ..framework.images import Frame
+from ..framework.report import LatencyStats
+from ..framework.verify import FAIL, FIDELITY_ATOL, INFO, PASS, Check
+from ..partitioners.graph import ModelGraph
+from ..runtime.fleet import Fleet
+from ..runtime.inventory import Inventory
+from ..zoo import Reference
+from .options import RunOptions
+from .registry import DEFAULT_STRATEGY, get_strategy, list_strategies, register_strategy
+from .request import SplitRequest
+
+__all__ = [
+    "DEFAULT_STRATEGY",
+    "Context",
+    "PieceReport",
+    "Strategy",
+    "StrategyOptions",
+    "StrategyResult",
+    "accuracy_checks",
+    "get_strategy",
+    "list_strategies",
+    "register_strategy",
+]
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class Context:
     """One strategy run's inputs: started boards, the reference, its graph, the frames."""
 
     options: StrategyOptions
+    request: SplitRequest  # the options' split, checked once for every strategy of the run
     inventory: Inventory
     fleet: Fleet
     reference: Reference
@@ -111,23 +126,6 @@ class Strategy(Protocol):
     lossless: bool
 
     def run(self, context: Context) -> StrategyResult: ...
-
-
-_STRATEGIES: Registry[type] = Registry("strategy")
-
-
-def register_strategy(cls: type) -> type:
-    """Class decorator: ``@register_strategy`` on a class with ``name``, ``summary``, ``run``."""
-    _STRATEGIES.add(cls.name, cls)
-    return cls
-
-
-def list_strategies() -> list[str]:
-    return _STRATEGIES.names()
-
-
-def get_strategy(name: str) -> Strategy:
-    return _STRATEGIES.get(name)()
 
 
 def accuracy_checks(

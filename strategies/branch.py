@@ -1,19 +1,21 @@
-"""The ``branch`` strategy: the split network of :func:`splitnet.framework.pipeline.run`, as one strategy.
+"""The ``branch`` strategy: the split network of :func:`splitnet.strategies.branch_run.run_branch`, as one strategy.
 
 The branch run itself is unchanged; here it runs on boards the caller started (so compare
 uses the same boards for every strategy) and its report is restated in the strategies'
 terms. Its answers are the *split* model's, which differs from the unsplit one by design:
-the distance to the unsplit model is measured on the in-process split (the run has already
-checked that the boards' answers equal it within 1e-4).
+the distance to the unsplit model is measured on the in-process split that the boards ran
+(its fine-tuned weights when they ship; the run has already checked that the boards'
+answers equal it within 1e-4).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from splitnet.framework.pipeline import run
-from splitnet.framework.verify import Check
-from splitnet.partitioners import partition
-from splitnet.strategies.base import Context, PieceReport, StrategyResult, accuracy_checks, register_strategy
+
+from ..framework.verify import Check
+from .base import Context, PieceReport, StrategyResult, accuracy_checks
+from .branch_run import run_branch
+from .registry import register_strategy
 
 
 @register_strategy
@@ -24,10 +26,10 @@ class BranchStrategy:
 
     def run(self, context: Context) -> StrategyResult:
         options = context.options.run
-        report = run(options, fleet=context.fleet)
+        branch_run = run_branch(options, fleet=context.fleet, request=context.request)
+        report, split = branch_run.report, branch_run.split
         shares = tuple(b.share for b in report.branches)
-        split = partition(context.reference, options.branches, shares, options.multiple, graph=context.graph)
-        logits = np.concatenate([split(f.tensor) for f in context.frames])
+        logits = branch_run.split_logits  # the split the boards ran, over the same frames
         checks, diff, agree = accuracy_checks(logits, context.reference_logits, self.lossless, len(context.frames))
         input_bytes = int(np.prod(context.graph.input_shape)) * 4
         feature_bytes = sum(b.feature_size * 4 for b in report.branches)
@@ -68,5 +70,6 @@ def _split_note(report) -> Check:
         name="accuracy source",
         value="in-process split",
         status="INFO",
-        detail=f"the boards' answers equal it within {report.fidelity_max_abs_diff:.1e}",
+        detail=f"the boards' answers equal it within {report.fidelity_max_abs_diff:.1e}; "
+        f"weights: {report.params_source}",
     )

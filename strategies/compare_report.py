@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from splitnet.framework.verify import FIDELITY_ATOL
-from splitnet.strategies.base import StrategyResult
-from splitnet.strategies.render import kib
+
+from ..framework.verify import FIDELITY_ATOL
+from .base import StrategyResult
+from .render import kib
 
 COMPARE_COLUMNS = {
     "strategy": "the registered strategy",

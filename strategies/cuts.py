@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.graph import DATA, ModelGraph, parse_int_tuple
-from splitnet.partitioners.split_model import Part
+
+from ..framework.errors import SplitnetError
+from ..framework.split_model import Part
+from ..partitioners.graph import DATA, ModelGraph, parse_int_tuple
 
 PIECE_INPUT = "data"  # every piece takes one input under this name
 

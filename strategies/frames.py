@@ -13,16 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from splitnet.framework.console import console
-from splitnet.framework.images import Frame
 
-
-def progress_bars() -> Progress:
-    """Progress on stderr, in the branch run's style."""
-    return Progress(
-        TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
-    )
+from ..framework.images import Frame
 
 
 @dataclass

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.graph import DATA, ModelGraph, parse_int_tuple
-from splitnet.partitioners.split_model import Part
-from splitnet.strategies.cuts import PIECE_INPUT, cut_points, make_part, op_flops, ops_between, tensor_shape
-from splitnet.strategies.tiles import Region, Window, area, clip, length, padding, union_region
+
+from ..framework.errors import SplitnetError
+from ..framework.split_model import Part
+from ..partitioners.graph import DATA, ModelGraph, parse_int_tuple
+from .cuts import PIECE_INPUT, cut_points, make_part, op_flops, ops_between, tensor_shape
+from .tiles import Region, Window, area, clip, length, padding, union_region
 
 WINDOWED = {"Convolution", "Pooling"}
 POINTWISE = {"BatchNorm", "Activation", "relu", "LeakyReLU", "sigmoid", "clip", "Dropout", "_copy", "identity"}

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from rich.progress import Progress
-from splitnet.framework.compile import CompiledArtifact, compile_part
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners.split_model import Part
-from splitnet.runtime.board_session import BoardSession, RemoteModule
-from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, derived_timeout, guarded
-from splitnet.runtime.inventory import Board, Inventory
+
+from ..framework.artifact import CompiledArtifact
+from ..framework.compile import compile_part
+from ..framework.errors import SplitnetError
+from ..framework.split_model import Part
+from ..runtime.board_session import BoardSession, RemoteModule
+from ..runtime.guard import FIRST_CALL_TIMEOUT_S, derived_timeout, guarded
+from ..runtime.inventory import Board, Inventory
 
 COMPUTE_REPEAT = 3
 

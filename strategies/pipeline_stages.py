@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-from splitnet.framework.console import console
-from splitnet.framework.pipeline import Stopwatch
-from splitnet.framework.report import LatencyStats
-from splitnet.partitioners.graph import ModelGraph
-from splitnet.strategies.base import (
+
+from ..framework.console import console
+from ..framework.progress import Stopwatch
+from ..framework.report import LatencyStats
+from ..partitioners.graph import ModelGraph
+from .base import (
     Context,
     PieceReport,
     StrategyOptions,
@@ -27,9 +28,9 @@ from splitnet.strategies.base import (
     accuracy_checks,
     register_strategy,
 )
-from splitnet.strategies.cuts import balanced_cuts, range_part
-from splitnet.strategies.frames import Answers, verify_pass
-from splitnet.strategies.pieces import LoadedPieces, Piece, board_for
+from .cuts import balanced_cuts, range_part
+from .frames import Answers, verify_pass
+from .pieces import LoadedPieces, Piece, board_for
 
 _STOP = object()
 

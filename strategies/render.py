@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.table import Table
-from splitnet.framework.verify import FAIL, PASS
-from splitnet.strategies.base import StrategyResult
+
+from ..framework.verify import FAIL, PASS
+from .base import StrategyResult
 
 
 def _status(status: str) -> str:

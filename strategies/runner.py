@@ -6,22 +6,25 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.console import console
-from splitnet.framework.images import Frame, load_frames
-from splitnet.partitioners import ModelGraph, graph_from_block
-from splitnet.partitioners.channels import normalise_shares
-from splitnet.runtime.fleet import Fleet
-from splitnet.runtime.inventory import Inventory
-from splitnet.runtime.inventory_file import resolve_inventory
-from splitnet.strategies.base import Context, Strategy, StrategyOptions, StrategyResult, get_strategy
-from splitnet.strategies.frames import progress_bars
-from splitnet.zoo import Reference, get_model_spec, load_reference
+
+from ..framework.console import console
+from ..framework.images import Frame, load_frames
+from ..framework.progress import stage_bars
+from ..partitioners import ModelGraph, graph_from_block
+from ..runtime.fleet import Fleet
+from ..runtime.inventory import Inventory
+from ..runtime.inventory_file import resolve_inventory
+from ..zoo import Reference, load_reference
+from .base import Context, Strategy, StrategyOptions, StrategyResult, get_strategy
+from .registry import DEFAULT_STRATEGY
+from .request import SplitRequest
 
 
 @dataclass(frozen=True)
 class Prepared:
     """Everything a strategy run needs except boards: built once, shared by every strategy."""
 
+    request: SplitRequest
     inventory: Inventory
     reference: Reference
     graph: ModelGraph
@@ -30,16 +33,16 @@ class Prepared:
     reference_logits: np.ndarray
 
 
-def prepare(options: StrategyOptions) -> Prepared:
+def prepare(options: StrategyOptions, strategy: str = DEFAULT_STRATEGY) -> Prepared:
+    """Check the request (as ``strategy`` needs it), read the images and inventory, run the reference."""
     run = options.run
-    normalise_shares(run.branches, run.widths)
-    spec = get_model_spec(run.model)
-    frames, image_source = load_frames(run.images, spec.input_shape)
+    request = run.request(strategy)
+    frames, image_source = load_frames(run.images, request.spec.input_shape)
     inventory = resolve_inventory(run.inventory)
     reference = load_reference(run.model, seed=run.seed)
-    graph = graph_from_block(reference.block, spec.input_shape)
+    graph = graph_from_block(reference.block, request.spec.input_shape)
     logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frames])
-    return Prepared(inventory, reference, graph, frames, image_source, logits)
+    return Prepared(request, inventory, reference, graph, frames, image_source, logits)
 
 
 def check_all(strategies: list[Strategy], options: StrategyOptions, prepared: Prepared) -> None:
@@ -56,6 +59,7 @@ def run_on(fleet: Fleet, strategies: list[Strategy], options: StrategyOptions, p
     for strategy in strategies:
         context = Context(
             options,
+            prepared.request,
             prepared.inventory,
             fleet,
             prepared.reference,
@@ -68,7 +72,7 @@ def run_on(fleet: Fleet, strategies: list[Strategy], options: StrategyOptions, p
             results.append(strategy.run(context))
             continue
         console.print(f"[bold]{strategy.name}[/]: {strategy.summary}")
-        with progress_bars() as progress:
+        with stage_bars() as progress:
             context.progress = progress
             results.append(strategy.run(context))
     return results
@@ -77,7 +81,7 @@ def run_on(fleet: Fleet, strategies: list[Strategy], options: StrategyOptions, p
 def run_strategies(names: list[str], options: StrategyOptions) -> list[StrategyResult]:
     """Each named strategy in turn on the same boards, model, images and frame counts."""
     strategies = [get_strategy(name) for name in names]  # an unknown name fails before any work
-    prepared = prepare(options)
+    prepared = prepare(options, DEFAULT_STRATEGY if DEFAULT_STRATEGY in names else names[0])
     check_all(strategies, options, prepared)
     with Fleet(prepared.inventory, wait_s=options.run.wait_s) as fleet:
         return run_on(fleet, strategies, options, prepared)

@@ -15,13 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from splitnet.framework.console import console
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.pipeline import Stopwatch
-from splitnet.framework.report import LatencyStats
-from splitnet.partitioners.graph import DATA, ModelGraph
-from splitnet.runtime.guard import submit
-from splitnet.strategies.base import (
+
+from ..framework.console import console
+from ..framework.errors import SplitnetError
+from ..framework.progress import Stopwatch
+from ..framework.report import LatencyStats
+from ..partitioners.graph import DATA, ModelGraph
+from ..runtime.guard import submit
+from .base import (
     Context,
     PieceReport,
     StrategyOptions,
@@ -29,11 +30,11 @@ from splitnet.strategies.base import (
     accuracy_checks,
     register_strategy,
 )
-from splitnet.strategies.cuts import layer_range, range_part, tensor_bytes, tensor_shape
-from splitnet.strategies.frames import Answers, sequential, verify_pass
-from splitnet.strategies.fused import TileGraph, fusable_cuts, tile_graph, tile_part
-from splitnet.strategies.pieces import LoadedPieces, Piece, board_for
-from splitnet.strategies.tiles import Region, grid_regions, length
+from .cuts import layer_range, range_part, tensor_bytes, tensor_shape
+from .frames import Answers, sequential, verify_pass
+from .fused import TileGraph, fusable_cuts, tile_graph, tile_part
+from .pieces import LoadedPieces, Piece, board_for
+from .tiles import Region, grid_regions, length
 
 
 @dataclass(frozen=True)

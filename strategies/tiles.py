@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from splitnet.framework.errors import SplitnetError
+from ..framework.errors import SplitnetError
 
 Interval = tuple[int, int]
 Region = tuple[Interval, Interval]  # (rows, cols)

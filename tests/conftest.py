@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import psutil
 import pytest
+
 from splitnet.runtime.local_cluster import OWNER_ENV
 
 ATOL_FP32 = 1e-4  # compiled or remote vs MXNet (the product's own fidelity tolerance)

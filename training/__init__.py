@@ -1,9 +1,8 @@
 """Training and accuracy: the reference and its fine-tuned splits on real labelled images."""
 
-from splitnet.training.data import LabelledSet, Splits, holdout_split, list_datasets, load_dataset, register_dataset
-from splitnet.training.distill import DistillLoss
-from splitnet.training.store import load_split
-from splitnet.training.train import TrainOptions, TrainResult, train
+from .data import LabelledSet, Splits, holdout_split, list_datasets, load_dataset, register_dataset
+from .distill import DistillLoss
+from .train import TrainOptions, TrainResult, train
 
 __all__ = [
     "DistillLoss",
@@ -14,7 +13,6 @@ __all__ = [
     "holdout_split",
     "list_datasets",
     "load_dataset",
-    "load_split",
     "register_dataset",
     "train",
 ]

@@ -16,19 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from splitnet.framework.console import console, notice
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.verify import FIDELITY_ATOL
-from splitnet.partitioners import DEFAULT_MULTIPLE
-from splitnet.partitioners.channels import normalise_shares
-from splitnet.runtime.fleet import DEFAULT_WAIT_S, Fleet
-from splitnet.runtime.inventory_file import resolve_inventory
-from splitnet.training.data import holdout_split, load_dataset
-from splitnet.training.evaluate import InProcess, frames_bar, in_process, on_boards, reference_logits
-from splitnet.training.metrics import agreement, topk_accuracy
-from splitnet.training.store import load_split
-from splitnet.training.train import DEFAULT_DATASET, DEFAULT_MODEL
-from splitnet.zoo import find_entry, get_model_spec, load_reference
+
+from ..framework.console import console, notice
+from ..framework.errors import SplitnetError
+from ..framework.progress import eval_bars
+from ..framework.shares import DEFAULT_MULTIPLE
+from ..framework.verify import FIDELITY_ATOL
+from ..runtime.fleet import DEFAULT_WAIT_S, Fleet
+from ..runtime.inventory_file import resolve_inventory
+from ..strategies.request import SplitRequest, requests_for
+from ..zoo import find_entry, load_reference
+from .data import holdout_split, load_dataset
+from .evaluate import InProcess, in_process, on_boards, reference_logits
+from .metrics import agreement, topk_accuracy
+from .train import DEFAULT_DATASET, DEFAULT_MODEL
 
 TARGET_DROP = {2: 0.02, 4: 0.05}  # the issue's targets: top-1 within 2 points (N=2), 5 points (N=4)
 
@@ -64,6 +65,7 @@ class Row:
     speedup: float | None = None
     fidelity: float | None = None  # boards vs in-process, max |diff|
     target_drop: float | None = None
+    tuning: tuple[str, ...] = ()  # boards: which tuning database each build used, or why none
 
     @property
     def meets_target(self) -> bool | None:
@@ -106,26 +108,28 @@ def _row(n, where, labels, logits, ref, unsplit_top1, degraded, weights, **extra
     )
 
 
-def check(options: AccuracyOptions) -> None:
-    for n in options.branches:
-        normalise_shares(n, None)
+def check(options: AccuracyOptions) -> dict[int, SplitRequest]:
+    """The checked request of every N measured (N=1, the unsplit model, always)."""
+    by_n = {r.n: r for r in requests_for(options.model, (*options.branches, 1), options.multiple)}
+    requests = {n: by_n[n] for n in (1, *sorted(n for n in options.branches if n != 1))}
     if options.limit is not None and options.limit < 1:
         raise SplitnetError(f"--limit must be at least 1, got {options.limit}", "e.g. --limit 100, or leave it out")
+    return requests
 
 
 def measure(options: AccuracyOptions) -> AccuracyReport:
-    check(options)
+    requests = check(options)
     began = time.perf_counter()
-    spec = get_model_spec(options.model)
+    spec = requests[1].spec
     inventory = resolve_inventory(options.inventory) if options.boards else None
     test = holdout_split(load_dataset(options.dataset, spec.input_shape)).test
     reference = load_reference(options.model, classes=len(test.classes), seed=options.seed)
     if not reference.trained:
         notice(f"{options.model} has no trained weights for {len(test.classes)} classes: run splitrun train first")
-    ns = [1, *sorted(n for n in options.branches if n != 1)]
+    ns = list(requests)
     splits, entries, weights = {}, [], {}
-    for n in ns:
-        split, entry = load_split(reference, n, None, options.multiple)
+    for n, request in requests.items():
+        split, entry = request.split(reference)
         splits[n] = split
         if n == 1:
             weights[n] = reference.source
@@ -149,7 +153,7 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
         count = len(test) if options.limit is None else min(options.limit, len(test))
         images, labels = test.images[:count], test.labels[:count]
         fleet = Fleet(inventory, wait_s=options.wait_s)
-        with frames_bar() as progress:
+        with eval_bars() as progress:
             fleet.start()
             with fleet:
                 sessions = fleet.sessions()
@@ -176,6 +180,7 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
                                 frame_ms=frame_ms,
                                 speedup=(base.frame_ms / frame_ms) if base else 1.0,
                                 fidelity=result.fidelity,
+                                tuning=result.tuning,
                             )
                         )
                     rows.extend(board_rows)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from splitnet.framework.verify import FIDELITY_ATOL
-from splitnet.training.accuracy import AccuracyReport, Row
+
+from ..framework.verify import FIDELITY_ATOL
+from .accuracy import AccuracyReport, Row
 
 COLUMNS = (
     "N",
@@ -71,6 +72,10 @@ def _notes(report: AccuracyReport) -> list[str]:
             f"boards: {report.inventory}; frame ms is the mean end-to-end time of one frame; "
             f"max |diff| is boards vs in-process MXNet (tolerance {FIDELITY_ATOL:.0e})"
         )
+    for row in report.rows:
+        if row.tuning:
+            what = "unsplit" if row.n == 1 else f"N={row.n}"
+            notes.append(f"{what} builds on the boards: {'; '.join(row.tuning)}")
     for entry in report.training:
         what = "unsplit" if entry["n"] == 1 else f"N={entry['n']}"
         epochs = "epochs" if entry["n"] == 1 else "fine-tuning epochs"

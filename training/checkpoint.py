@@ -17,7 +17,8 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.errors import SplitnetError
+
+from ..framework.errors import SplitnetError
 
 STATE = "state.json"
 WEIGHTS = "weights.npz"

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.images import preprocess
-from splitnet.framework.registry import Registry
+
+from ..framework.errors import SplitnetError
+from ..framework.images import preprocess
+from ..framework.registry import Registry
 
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 0

@@ -4,11 +4,12 @@ In-process, each part runs as a Gluon SymbolBlock in batches; the branch feature
 so the degraded answers (one branch lost: its features zeroed, as the runtime's ``degrade``
 policy does) cost only a head call each.
 
-Through the boards, the same split goes the way ``splitrun run`` sends it: every part is
-compiled with TVM through the compile cache, branches are uploaded to the boards of the
-inventory (real RPC servers registered with a tracker), and every held-out image is one
-frame of a :class:`DistributedSplit`, one frame at a time. The degraded pass marks the last
-branch lost on the same runner, so its answers come from the surviving boards' features.
+Through the boards, the same split goes the way ``splitrun run`` sends it, through the one
+deploy path (:mod:`splitnet.strategies.deploy`): every part is built with TVM through the
+compile cache with the tuning database that matches it, branches are uploaded to the boards
+of the inventory (real RPC servers registered with a tracker), and every held-out image is
+one frame of a :class:`DistributedSplit`, one frame at a time. The degraded pass marks the
+last branch lost on the same runner, so its answers come from the surviving boards' features.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ from dataclasses import dataclass
 
 import mxnet as mx
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from splitnet.framework.compile import LocalModule, compile_part
-from splitnet.framework.console import console
-from splitnet.framework.targets import host_target
-from splitnet.partitioners import SplitModel
-from splitnet.runtime import BoardSession, DistributedSplit, Inventory
-from splitnet.runtime.guard import FIRST_CALL_TIMEOUT_S, guarded
-from splitnet.runtime.placement import place
-from splitnet.runtime.recovery import build_runner
-from splitnet.training.metrics import EVAL_BATCH
+from rich.progress import Progress
+
+from ..framework.split_model import SplitModel
+from ..runtime.board_session import BoardSession
+from ..runtime.inventory import Inventory
+from ..strategies.deploy import deploy_split
+from .metrics import EVAL_BATCH
 
 
 @dataclass(frozen=True)
@@ -43,6 +41,7 @@ class OnBoards:
     frame_s: tuple[float, ...]  # end-to-end seconds per frame (intact pass)
     boards: tuple[str, ...]  # board of each branch
     fidelity: float  # max |boards - in-process| over the intact and degraded answers
+    tuning: tuple[str, ...] = ()  # which tuning database each build used, or why none
 
 
 def in_process(split: SplitModel, images: np.ndarray, batch: int = EVAL_BATCH) -> InProcess:
@@ -70,19 +69,8 @@ def on_boards(
 ) -> OnBoards:
     """Every image as one frame through the boards (and again with the last branch lost)."""
     n = split.plan.n
-    placement = place("round-robin", n, inventory)
-    boards = [inventory.board(name) for name in placement.branches]
-    artifacts = [
-        compile_part(branch, board.build_target, board.build_format)
-        for branch, board in zip(split.branches, boards, strict=True)
-    ]
-    head = LocalModule(compile_part(split.head, host_target()))
-
-    def load(board_session: BoardSession, artifact, bound=()):
-        what = f"uploading {artifact.part} to {board_session.board.name}"
-        return guarded(board_session.load, artifact, bound, timeout=FIRST_CALL_TIMEOUT_S, what=what)
-
-    runner: DistributedSplit = build_runner("degrade", split, placement, inventory, sessions, artifacts, head, load)
+    deployment = deploy_split(split, inventory, sessions, "degrade")
+    runner, placement = deployment.runner, deployment.placement
     passes = 2 if n > 1 else 1
     task = progress.add_task(label, total=passes * len(images))
     logits, frame_s = [], []
@@ -110,17 +98,7 @@ def on_boards(
         frame_s=tuple(frame_s),
         boards=placement.branches,
         fidelity=worst,
-    )
-
-
-def frames_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description:<22}"),
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
+        tuning=deployment.tuning,
     )
 
 

@@ -20,12 +20,13 @@ import mxnet as mx
 import numpy as np
 from mxnet import autograd, gluon
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from splitnet.framework.console import console, notice
-from splitnet.training import checkpoint
-from splitnet.training.data import LabelledSet
-from splitnet.training.distill import DistillLoss
-from splitnet.training.metrics import predict
-from splitnet.training.split_net import branch_dropout_mask
+
+from ..framework.console import console, notice
+from . import checkpoint
+from .data import LabelledSet
+from .distill import DistillLoss
+from .metrics import predict
+from .split_net import branch_dropout_mask
 
 
 class Learner(Protocol):

@@ -12,12 +12,12 @@ learns to answer from the branches that are left.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import mxnet as mx
 import numpy as np
-from splitnet.partitioners.split_model import Part, SplitModel
+
+from ..framework.split_model import Part, SplitModel, with_weights
 
 
 def _trainable(part: Part) -> mx.gluon.SymbolBlock:
@@ -76,18 +76,6 @@ class TrainableSplit:
 
     def to_split_model(self) -> SplitModel:
         return with_weights(self.split, self.params(), self.prefix)
-
-
-def with_weights(split: SplitModel, weights: dict[str, dict[str, np.ndarray]], prefix: str = "") -> SplitModel:
-    """The same split (plan, symbols) with other weights (names without ``prefix``), e.g. fine-tuned ones."""
-
-    def swap(part: Part) -> Part:
-        params = {
-            k: np.ascontiguousarray(weights[part.name][k.removeprefix(prefix)], dtype=np.float32) for k in part.params
-        }
-        return dataclasses.replace(part, params=params)
-
-    return dataclasses.replace(split, branches=tuple(swap(b) for b in split.branches), head=swap(split.head))
 
 
 def branch_dropout_mask(batch: int, n: int, rate: float, rng: np.random.RandomState) -> np.ndarray | None:

@@ -8,7 +8,9 @@ file that ships.
 * the reference: MXNet's ``save_parameters`` format (structural names), read by
   :func:`splitnet.zoo.load_reference`;
 * a split: ``.npz`` with one array per ``part/parameter`` (names without the Gluon prefix),
-  read by :func:`load_split`, which re-partitions the reference and swaps the weights in.
+  written and read by :mod:`splitnet.zoo.split_weights` (every run reads them, so they live
+  with the other trained weights in the zoo; a run's request swaps them in,
+  :meth:`splitnet.strategies.SplitRequest.split`).
 """
 
 from __future__ import annotations
@@ -19,13 +21,23 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners import DEFAULT_MULTIPLE, SplitModel, partition
-from splitnet.partitioners.channels import normalise_shares
-from splitnet.training.split_net import with_weights
-from splitnet.zoo import Reference, find_entry, params_dir, sha256_of, verified_file
 
-STORE_DTYPE = np.float16
+from ..zoo import sha256_of
+from ..zoo.split_weights import STORE_DTYPE, fine_tuned, read_split, save_split
+
+__all__ = [
+    "MANIFEST",
+    "STORE_DTYPE",
+    "file_entry",
+    "fine_tuned",
+    "read_split",
+    "reference_weights",
+    "rounded",
+    "save_reference",
+    "save_split",
+    "set_reference_weights",
+    "write_entry",
+]
 MANIFEST = "manifest.json"
 
 
@@ -45,68 +57,6 @@ def set_reference_weights(block: mx.gluon.Block, weights: dict[str, np.ndarray])
 
 def save_reference(block: mx.gluon.Block, path: Path) -> None:
     mx.nd.save(str(path), {k: mx.nd.array(v, dtype=STORE_DTYPE) for k, v in reference_weights(block).items()})
-
-
-def save_split(split: SplitModel, prefix: str, path: Path) -> None:
-    arrays = {
-        f"{part.name}/{name.removeprefix(prefix)}": value.astype(STORE_DTYPE)
-        for part in (*split.branches, split.head)
-        for name, value in part.params.items()
-    }
-    with open(path, "wb") as handle:  # np.savez on a path would append .npz
-        np.savez(handle, **arrays)
-
-
-def read_split(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    weights: dict[str, dict[str, np.ndarray]] = {}
-    with np.load(path) as flat:
-        for key in flat.files:
-            part, name = key.split("/", 1)
-            weights.setdefault(part, {})[name] = flat[key].astype(np.float32)
-    return weights
-
-
-def fine_tuned(
-    split: SplitModel, reference: Reference, directory: Path | None = None
-) -> tuple[SplitModel, dict | None]:
-    """``split`` with its fine-tuned weights when the manifest has an entry for it, and the entry.
-
-    Without an entry (or for N=1, which is the reference itself, or an untrained reference)
-    the split keeps the sliced reference weights and the entry is None.
-    """
-    directory = params_dir() if directory is None else directory
-    plan = split.plan
-    if plan.n == 1 or not reference.trained:
-        return split, None
-    entry = find_entry(reference.spec.name, reference.classes, plan.n, plan.shares, directory)
-    if entry is None or int(entry.get("multiple", DEFAULT_MULTIPLE)) != plan.multiple:
-        return split, None
-    path = verified_file(directory, entry)
-    weights = read_split(path)
-    prefix = reference.block.prefix
-    for part in (*split.branches, split.head):
-        have = weights.get(part.name, {})
-        for name, value in part.params.items():
-            stored = have.get(name.removeprefix(prefix))
-            if stored is None or stored.shape != value.shape:
-                raise SplitnetError(
-                    f"params file {path} does not hold the N={plan.n} split of {reference.spec.name} "
-                    f"({part.name}: {name.removeprefix(prefix)} missing or of another shape)",
-                    "point its manifest entry at the right file, or remove the entry",
-                )
-    return with_weights(split, weights, prefix), entry
-
-
-def load_split(
-    reference: Reference,
-    n: int,
-    widths: tuple[float, ...] | None = None,
-    multiple: int = DEFAULT_MULTIPLE,
-    directory: Path | None = None,
-) -> tuple[SplitModel, dict | None]:
-    """Partition ``reference`` N ways and use the fine-tuned weights when shipped (see :func:`fine_tuned`)."""
-    split = partition(reference, n, normalise_shares(n, widths), multiple)
-    return fine_tuned(split, reference, directory)
 
 
 def write_entry(directory: Path, entry: dict) -> None:

@@ -22,17 +22,19 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.console import console
-from splitnet.framework.errors import SplitnetError
-from splitnet.partitioners import DEFAULT_MULTIPLE, partition
-from splitnet.partitioners.channels import normalise_shares
-from splitnet.training import store
-from splitnet.training.data import LabelledSet, Splits, holdout_split, load_dataset
-from splitnet.training.distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillLoss
-from splitnet.training.loop import EpochRecord, Schedule, fit, progress_bar
-from splitnet.training.metrics import predict, topk_accuracy
-from splitnet.training.split_net import TrainableSplit
-from splitnet.zoo import Reference, get_model_spec
+
+from ..framework.console import console
+from ..framework.errors import SplitnetError
+from ..framework.shares import DEFAULT_MULTIPLE
+from ..partitioners import partition
+from ..strategies.request import SplitRequest
+from ..zoo import Reference, get_model_spec
+from . import store
+from .data import LabelledSet, Splits, holdout_split, load_dataset
+from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillLoss
+from .loop import EpochRecord, Schedule, fit, progress_bar
+from .metrics import predict, topk_accuracy
+from .split_net import TrainableSplit
 
 DEFAULT_MODEL = "resnet18_v1_thumb16"
 DEFAULT_DATASET = "digits"
@@ -117,10 +119,11 @@ class ReferenceLearner:
         store.set_reference_weights(self.block, weights["reference"])
 
 
-def check_options(options: TrainOptions) -> None:
-    """Bad numbers fail in one line before any data is read."""
+def check_options(options: TrainOptions) -> list[SplitRequest]:
+    """Bad numbers fail in one line before any data is read; returns the checked split of each N."""
+    requests = []
     for n in options.branches:
-        normalise_shares(n, None)
+        requests.append(SplitRequest.of(options.model, n, None, options.multiple))
         if n == 1:
             raise SplitnetError(
                 "--branches 1: N=1 is the reference itself, which is always trained", "list splits, e.g. --branches 2,4"
@@ -138,6 +141,7 @@ def check_options(options: TrainOptions) -> None:
     for ok, message, fix in checks:
         if not ok:
             raise SplitnetError(message, fix)
+    return requests
 
 
 def _data(options: TrainOptions, input_shape) -> Splits:
@@ -171,8 +175,8 @@ def _scores(logits: np.ndarray, test: LabelledSet) -> tuple[float, float]:
 
 
 def train(options: TrainOptions) -> TrainResult:
-    check_options(options)
-    spec = get_model_spec(options.model)
+    requests = check_options(options)
+    spec = requests[0].spec if requests else get_model_spec(options.model)
     splits = _data(options, spec.input_shape)
     classes = len(splits.train.classes)
     out = options.out
@@ -230,9 +234,10 @@ def train(options: TrainOptions) -> TrainResult:
         )
         reference = Reference(spec=spec, block=block, classes=classes, source=ref_file, trained=True)
         teacher = predict(block, splits.train.images)
-        for n in options.branches:
+        for request in requests:
+            n = request.n
             began = time.perf_counter()
-            split = partition(reference, n, None, options.multiple)
+            split = partition(reference, n, request.shares, request.multiple)
             learner_n = TrainableSplit(split, prefix=block.prefix)
             schedule_n = Schedule(
                 options.split_epochs,

@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from splitnet.framework.targets import describe, target_key
+from ..framework.targets import describe, target_key
 
 TUNING_DIR_ENV = "SPLITNET_TUNING_DIR"
 KEY_FILE = "key.json"

@@ -26,16 +26,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from splitnet.framework.compile import lowered, to_onnx, to_relax
-from splitnet.framework.errors import SplitnetError
-from splitnet.framework.quiet import quiet_native
-from splitnet.framework.targets import to_tvm
-from splitnet.partitioners.split_model import Part
-from splitnet.tuning.fast_script import patch_tvmscript_stack, warm_worker
-from splitnet.tuning.key import DB_FILES, KEY_FILE, TuningKey
 from tvm.ir.utils import derived_object
 from tvm.s_tir import meta_schedule as ms
 from tvm_ffi import structural_hash
+
+from ..framework.compile import lowered, to_onnx, to_relax
+from ..framework.errors import SplitnetError
+from ..framework.quiet import quiet_native
+from ..framework.split_model import Part
+from ..framework.targets import to_tvm
+from .fast_script import patch_tvmscript_stack, warm_worker
+from .key import DB_FILES, KEY_FILE, TuningKey
 
 WORK_FOLDER = ".work"
 STATE_FILE = "state.json"

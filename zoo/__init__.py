@@ -1,9 +1,9 @@
 """Reference models by name (``get_model("resnet18_v1", classes=1000)``)."""
 
-from splitnet.zoo import mobilenet as _mobilenet  # noqa: F401  (registers the MobileNet v1 family)
-from splitnet.zoo import resnet as _resnet  # noqa: F401  (registers the ResNet v1 family)
-from splitnet.zoo import vgg as _vgg  # noqa: F401  (registers the VGG family)
-from splitnet.zoo.params import (
+from . import mobilenet as _mobilenet  # noqa: F401  (registers the MobileNet v1 family)
+from . import resnet as _resnet  # noqa: F401  (registers the ResNet v1 family)
+from . import vgg as _vgg  # noqa: F401  (registers the VGG family)
+from .params import (
     Reference,
     find_entry,
     get_model,
@@ -12,7 +12,7 @@ from splitnet.zoo.params import (
     sha256_of,
     verified_file,
 )
-from splitnet.zoo.registry import ModelSpec, get_model_spec, list_models, register_model
+from .registry import ModelSpec, get_model_spec, list_models, register_model
 
 __all__ = [
     "ModelSpec",

@@ -11,7 +11,8 @@ channels) on a 32x32 input, for tests.
 from __future__ import annotations
 
 from mxnet.gluon.model_zoo import vision
-from splitnet.zoo.registry import ModelSpec, register_model
+
+from .registry import ModelSpec, register_model
 
 FAMILY = "mobilenet"
 

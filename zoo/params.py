@@ -20,9 +20,10 @@ from pathlib import Path
 
 import mxnet as mx
 import numpy as np
-from splitnet.framework.console import notice
-from splitnet.framework.errors import SplitnetError
-from splitnet.zoo.registry import ModelSpec, get_model_spec
+
+from ..framework.console import notice
+from ..framework.errors import SplitnetError
+from .registry import ModelSpec, get_model_spec
 
 DEFAULT_SEED = 0
 PARAMS_DIR_ENV = "SPLITNET_PARAMS_DIR"

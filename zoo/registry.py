@@ -9,11 +9,13 @@ A duplicate name warns and replaces; an unknown name raises with the list of kno
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 
-from splitnet.framework.plugins import MODELS_GROUP, model_items
-from splitnet.framework.registry import Registry
+from ..framework.registry import Registry
+
+MODELS_GROUP = "splitnet.models"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,17 @@ class ModelSpec:
     classes: int
     factory: Callable[[int], object]
     description: str = ""
+
+
+def model_items(loaded: object) -> list[tuple[str, object]]:
+    """(name, ModelSpec) pairs from what a ``splitnet.models`` entry point names."""
+    if isinstance(loaded, ModuleType):  # a module that registers its models on import
+        return []
+    value = loaded() if callable(loaded) and not isinstance(loaded, ModelSpec) else loaded
+    specs = [value] if isinstance(value, ModelSpec) else list(value) if isinstance(value, Iterable) else [value]
+    if not specs or not all(isinstance(spec, ModelSpec) for spec in specs):
+        raise TypeError(f"expected a ModelSpec, a list of them or a function returning either, got {value!r:.80}")
+    return [(spec.name, spec) for spec in specs]
 
 
 _MODELS: Registry[ModelSpec] = Registry("model", plugin_group=MODELS_GROUP, from_plugin=model_items)

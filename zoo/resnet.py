@@ -15,7 +15,8 @@ enough to train and run untuned on a 2-core machine.
 from __future__ import annotations
 
 from mxnet.gluon.model_zoo import vision
-from splitnet.zoo.registry import ModelSpec, register_model
+
+from .registry import ModelSpec, register_model
 
 FAMILY = "resnet_v1"
 IMAGENET = (1, 3, 224, 224)

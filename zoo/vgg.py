@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from mxnet.gluon import nn
 from mxnet.gluon.model_zoo import vision
-from splitnet.zoo.registry import ModelSpec, register_model
+
+from .registry import ModelSpec, register_model
 
 FAMILY = "vgg"
 

@@ -9,6 +9,7 @@ splitnet a :class:`~splitnet.zoo.ModelSpec` saying how to build it and what inpu
 from __future__ import annotations
 
 from mxnet.gluon import nn
+
 from splitnet.zoo import ModelSpec
 
 FAMILY = "scoped_cnn"  # claimed by the ``by_scope`` partitioner of this package

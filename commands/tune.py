@@ -1,0 +1,181 @@
+"""``splitrun tune``: tune a split model's branches and head, and write the database compile uses.
+
+    splitrun tune --model resnet18_v1 --branches 2 --trials 400
+
+The target is the build target of the inventory's boards (the default inventory's emulated
+PYNQ boards build for this host's CPU, one core each), or ``--target``. Candidates are timed
+on this machine, so the target must be one that runs here. Ctrl-C keeps what was measured:
+the database is written with the best records so far, and ``--resume`` goes on from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from ..framework.errors import SplitnetError
+from .common import add_inventory_arguments, add_split_arguments, interrupted
+
+NAME = "tune"
+SUMMARY = "tune the branches and head with MetaSchedule and write the database that compile applies"
+DEFAULT_TRIALS = 200
+DEFAULT_BATCH = 16
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_split_arguments(parser)
+    add_inventory_arguments(parser)
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="tune for this target instead of the inventory's: a preset name (x86) or a JSON target dict",
+    )
+    parser.add_argument(
+        "--trials", type=int, default=DEFAULT_TRIALS, help=f"measured candidates in all (default {DEFAULT_TRIALS})"
+    )
+    parser.add_argument("--per-task", type=int, default=None, help="most trials for one task (default 2x fair share)")
+    parser.add_argument(
+        "--batch", type=int, default=DEFAULT_BATCH, help=f"candidates measured per round (default {DEFAULT_BATCH})"
+    )
+    parser.add_argument("--resume", action="store_true", help="go on from an interrupted or shorter earlier run")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="database root (default: the repository's tuning/ folder)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="search seed")
+
+
+def _target(args: argparse.Namespace) -> dict:
+    from ..framework.targets import check_target
+
+    if args.target is None:
+        from ..runtime.inventory_file import resolve_inventory
+
+        inventory = resolve_inventory(args.inventory)
+        targets = {json.dumps(b.build_target, sort_keys=True) for b in inventory.boards}
+        if len(targets) > 1:
+            raise SplitnetError(
+                f"the inventory's boards build for {len(targets)} different targets",
+                "tune one at a time with --target",
+            )
+        return json.loads(targets.pop())
+    text = args.target.strip()
+    if text.startswith("{"):
+        try:
+            target = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SplitnetError(
+                f"--target is not valid JSON ({exc.msg})", 'e.g. --target \'{"kind": "llvm"}\''
+            ) from None
+    else:
+        from ..runtime.presets import get_preset
+
+        target = get_preset(text).target(1)
+    problem = check_target(target) if isinstance(target, dict) else "not a JSON object"
+    if problem:
+        raise SplitnetError(f"--target {text} is not a valid TVM target ({problem})", "pass a preset name or a dict")
+    return target
+
+
+def execute(args: argparse.Namespace) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from ..framework.console import console
+    from ..framework.targets import describe, runs_here
+    from ..tuning.key import key_for, tuning_root
+
+    if args.trials < 1:
+        raise SplitnetError(f"--trials must be at least 1, got {args.trials}", "e.g. --trials 200")
+    if args.batch < 1:
+        raise SplitnetError(f"--batch must be at least 1, got {args.batch}", "e.g. --batch 16")
+    target = _target(args)
+    if not runs_here(target):
+        raise SplitnetError(
+            f"candidates are timed on this machine, and {describe(target)} cannot run here",
+            "tune on a machine of the board's architecture, or pass --target x86",
+        )
+    if "num-cores" not in target:  # MetaSchedule sizes its parallel loops by it
+        raise SplitnetError(
+            f"--target {describe(target)} does not say how many cores the board has",
+            'add "num-cores" to the target dict, e.g. "num-cores": 1',
+        )
+    root = args.out or tuning_root()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitnetError(
+            f"cannot write tuning databases to {root} ({exc.strerror or exc})", "pass --out DIR (a writable folder)"
+        ) from None
+    from ..partitioners import partition
+    from ..strategies.request import SplitRequest
+    from ..tuning.tuner import tune
+    from ..zoo import load_reference
+
+    request = SplitRequest.of(args.model, args.branches, args.widths, args.multiple)
+    reference = load_reference(request.model, seed=args.seed)
+    split = partition(reference, request.n, request.shares, request.multiple)
+    key = key_for(split, target)
+    console.print(f"tuning {args.model} N={args.branches} for {describe(target)}: {args.trials} trials")
+    resume = f"splitrun tune --model {args.model} --branches {args.branches} --trials {args.trials} --resume"
+    if args.widths or args.target or args.inventory or args.out:
+        resume = "the same command with --resume"
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[best]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    start = time.perf_counter()
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task("trials", total=args.trials, best="")
+
+        def on_tasks(tasks, state) -> None:
+            shared = sum(t.weight for t in tasks)
+            console.print(
+                f"{len(tasks)} distinct tasks ({shared} kernel calls per frame over {args.branches} branches + head); "
+                f"{state.trials_done} trials already measured"
+            )
+            progress.update(bar, completed=min(state.trials_done, args.trials))
+
+        def report(update) -> None:
+            progress.update(
+                bar,
+                completed=min(update.trials_done, args.trials),
+                best=f"best {update.estimate_ms:.1f} ms ({update.tasks_measured}/{update.tasks_total} tasks)",
+            )
+
+        try:
+            folder = tune(
+                [*split.branches, split.head],
+                key,
+                root,
+                args.trials,
+                per_task=args.per_task,
+                per_batch=args.batch,
+                resume=args.resume,
+                seed=args.seed,
+                report=report,
+                on_tasks=on_tasks,
+            )
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt) or interrupted():
+                console.print(f"interrupted: the best records so far are kept; continue with: {resume}")
+                raise KeyboardInterrupt from None
+            raise
+    records = json.loads((folder / "key.json").read_text()).get("records", 0)
+    console.print(
+        f"database written: {folder} ({records} records, {time.perf_counter() - start:.0f} s); "
+        "splitrun applies it to every matching build"
+    )
+    return 0

@@ -1,0 +1,53 @@
+"""A compiled part on disk, and loading it: what the runtime needs of the compile stage.
+
+:mod:`compile` builds a :class:`CompiledArtifact`; the runtime uploads it to a board
+(:mod:`splitnet.runtime.board_session`) or loads it in this process (:class:`LocalModule`,
+the merge head). Nothing here builds code.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from .quiet import quiet_native
+
+
+@dataclass(frozen=True)
+class CompiledArtifact:
+    """A compiled part on disk, ready to upload to a board or load locally."""
+
+    part: str
+    path: Path
+    target: dict
+    key: str
+    input_names: tuple[str, ...]
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...]
+    tuned: bool
+    cached: bool
+
+
+def to_tensors(inputs, dev) -> list:
+    """numpy inputs as float32 TVM tensors on ``dev`` (local or remote)."""
+    return [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), dev) for x in inputs]
+
+
+class LocalModule:
+    """A compiled artifact loaded in this process (the merge head runs this way)."""
+
+    def __init__(self, artifact: CompiledArtifact) -> None:
+        with quiet_native():
+            self._lib = tvm.runtime.load_module(str(artifact.path))
+        self._dev = tvm.cpu(0)
+        self._vm = relax.VirtualMachine(self._lib, self._dev)
+        self._lock = threading.Lock()  # a VM is not re-entrant; pipelined frames share the head
+
+    def __call__(self, *inputs: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._vm["main"](*to_tensors(inputs, self._dev)).numpy()
