@@ -27,6 +27,7 @@ from ..runtime.fleet import DEFAULT_WAIT_S, Fleet
 from ..runtime.inventory_file import resolve_inventory
 from ..runtime.policies import DEFAULT_POLICY
 from ..strategies.deploy import Deployment, deploy_split
+from ..zoo import get_model_spec
 
 Input = np.ndarray | Image.Image | str | Path
 
@@ -108,7 +109,7 @@ class Deployed:
                 image.load()
                 x = image.copy()
         if isinstance(x, Image.Image):
-            return preprocess(x, shape)
+            return preprocess(x, shape, get_model_spec(self.split.plan.model).preprocessing)
         array = np.asarray(x, dtype=np.float32)
         if array.shape == shape[1:]:
             array = array[None]

@@ -3,6 +3,10 @@
 The built-in set is drawn with pillow at run time (nothing is downloaded or shipped): eight
 deterministic scenes of gradients and shapes. A user folder must hold only images (hidden
 files are skipped); anything pillow cannot read is an error naming the file.
+
+Every image becomes RGB, is resized on its short side and centre-cropped to the model's
+input, then normalised the way the model was trained: a :class:`Preprocessing`, declared by
+the model's spec (``ModelSpec.preprocessing``; ImageNet mean and std unless it says otherwise).
 """
 
 from __future__ import annotations
@@ -18,6 +22,32 @@ from .errors import SplitnetError
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BUILTIN_COUNT = 8
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Pixel normalisation a model was trained with: ``(pixel / divisor - mean) / std`` per RGB channel.
+
+    ``pixel`` is 0..255. ImageNet models (the default) take ``divisor`` 255 and the ImageNet
+    mean and std; EfficientNet-Lite takes ``(pixel - 127) / 128`` (divisor 1, mean 127, std 128).
+    """
+
+    name: str
+    divisor: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        """(H, W, 3) pixels 0..255 -> (1, 3, H, W) float32, normalised."""
+        mean, std = np.asarray(self.mean, dtype=np.float32), np.asarray(self.std, dtype=np.float32)
+        array = (np.asarray(pixels, dtype=np.float32) / self.divisor - mean) / std
+        return np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+
+    def describe(self) -> str:
+        return f"{self.name}: (x / {self.divisor:g} - {list(self.mean)}) / {list(self.std)}"
+
+
+IMAGENET = Preprocessing("ImageNet mean/std", 255.0, tuple(MEAN.tolist()), tuple(STD.tolist()))
 
 
 @dataclass(frozen=True)
@@ -87,7 +117,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # palette, greyscale, RGBA, CMYK: all become RGB
 
 
-def preprocess(image: Image.Image, input_shape: tuple[int, ...]) -> np.ndarray:
+def preprocess(image: Image.Image, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> np.ndarray:
     """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop, normalise."""
     _, channels, height, width = input_shape
     if channels != 3:
@@ -101,15 +131,16 @@ def preprocess(image: Image.Image, input_shape: tuple[int, ...]) -> np.ndarray:
     w, h = image.size
     left, top = (w - width) // 2, (h - height) // 2
     image = image.crop((left, top, left + width, top + height))
-    array = (np.asarray(image, dtype=np.float32) / 255.0 - MEAN) / STD
-    return np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+    return preprocessing.normalise(np.asarray(image))
 
 
-def load_frames(directory: Path | None, input_shape: tuple[int, ...]) -> tuple[list[Frame], str]:
-    """Frames ready for the model, and a description of where they came from."""
+def load_frames(
+    directory: Path | None, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET
+) -> tuple[list[Frame], str]:
+    """Frames ready for the model (normalised by ``preprocessing``), and where they came from."""
     if directory is None:
         images, source = builtin_images(), f"built-in set ({BUILTIN_COUNT} pillow-drawn images)"
     else:
         images = load_image_dir(directory)
         source = f"{directory} ({len(images)} images)"
-    return [Frame(name, preprocess(image, input_shape)) for name, image in images], source
+    return [Frame(name, preprocess(image, input_shape, preprocessing)) for name, image in images], source

@@ -58,7 +58,7 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
     request = request or options.request()
     watch = Stopwatch()
     with watch.stage("inputs"):  # bad --images or inventory fail before any heavy work
-        frame_list, image_source = load_frames(options.images, request.spec.input_shape)
+        frame_list, image_source = load_frames(options.images, request.spec.input_shape, request.spec.preprocessing)
         inventory = resolve_inventory(options.inventory)
         policy = options.policy or inventory.policy or DEFAULT_POLICY
     with watch.stage("partition"):

@@ -37,7 +37,7 @@ def prepare(options: StrategyOptions, strategy: str = DEFAULT_STRATEGY) -> Prepa
     """Check the request (as ``strategy`` needs it), read the images and inventory, run the reference."""
     run = options.run
     request = run.request(strategy)
-    frames, image_source = load_frames(run.images, request.spec.input_shape)
+    frames, image_source = load_frames(run.images, request.spec.input_shape, request.spec.preprocessing)
     inventory = resolve_inventory(run.inventory)
     reference = load_reference(run.model, seed=run.seed)
     graph = graph_from_block(reference.block, request.spec.input_shape)

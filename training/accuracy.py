@@ -122,7 +122,7 @@ def measure(options: AccuracyOptions) -> AccuracyReport:
     began = time.perf_counter()
     spec = requests[1].spec
     inventory = resolve_inventory(options.inventory) if options.boards else None
-    test = holdout_split(load_dataset(options.dataset, spec.input_shape)).test
+    test = holdout_split(load_dataset(options.dataset, spec.input_shape, spec.preprocessing)).test
     reference = load_reference(options.model, classes=len(test.classes), seed=options.seed)
     if not reference.trained:
         notice(f"{options.model} has no trained weights for {len(test.classes)} classes: run splitrun train first")

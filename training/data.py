@@ -1,8 +1,9 @@
 """Labelled images for training and accuracy: a built-in data set and the user's image folders.
 
 Every image goes through the same preprocessing as ``splitrun --images`` (RGB, short side
-resized, centre crop, ImageNet normalisation: :func:`splitnet.framework.images.preprocess`),
-so a model trained here sees at run time exactly what it was trained on.
+resized, centre crop, the model's own normalisation, ImageNet mean/std by default:
+:func:`splitnet.framework.images.preprocess`), so a model trained here sees at run time
+exactly what it was trained on.
 
 * ``digits``: scikit-learn's handwritten digits (1797 greyscale 8x8 images of 0-9, the UCI
   optical digits test set). The data ship inside the scikit-learn wheel, so nothing is
@@ -24,7 +25,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..framework.errors import SplitnetError
-from ..framework.images import preprocess
+from ..framework.images import IMAGENET, Preprocessing, preprocess
 from ..framework.registry import Registry
 
 HOLDOUT_FRACTION = 0.2
@@ -61,10 +62,11 @@ class Splits:
     test: LabelledSet
 
 
-_DATASETS: Registry[Callable[[tuple[int, ...]], LabelledSet]] = Registry("dataset")
+Loader = Callable[[tuple[int, ...], Preprocessing], LabelledSet]  # (input shape, normalisation) -> images
+_DATASETS: Registry[Loader] = Registry("dataset")
 
 
-def register_dataset(name: str, loader: Callable[[tuple[int, ...]], LabelledSet]) -> None:
+def register_dataset(name: str, loader: Loader) -> None:
     _DATASETS.add(name, loader)
 
 
@@ -72,14 +74,14 @@ def list_datasets() -> list[str]:
     return _DATASETS.names()
 
 
-def load_digits(input_shape: tuple[int, ...]) -> LabelledSet:
+def load_digits(input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> LabelledSet:
     """scikit-learn's handwritten digits, preprocessed for ``input_shape``."""
     import sklearn
     from sklearn.datasets import load_digits as sklearn_digits
 
     bunch = sklearn_digits()
     pixels = np.clip(np.round(bunch.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
-    images = np.concatenate([preprocess(Image.fromarray(p, mode="L"), input_shape) for p in pixels])
+    images = np.concatenate([preprocess(Image.fromarray(p, mode="L"), input_shape, preprocessing) for p in pixels])
     size = f"{input_shape[2]}x{input_shape[3]}"
     return LabelledSet(
         name="digits",
@@ -106,7 +108,7 @@ def _read_image(path: Path, root: Path) -> Image.Image:
         ) from None
 
 
-def load_image_folder(root: Path, input_shape: tuple[int, ...]) -> LabelledSet:
+def load_image_folder(root: Path, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> LabelledSet:
     """One subfolder per class; every file in a class folder must be an image."""
     if not root.exists():
         raise SplitnetError(
@@ -130,7 +132,7 @@ def load_image_folder(root: Path, input_shape: tuple[int, ...]) -> LabelledSet:
         if not files:
             raise SplitnetError(f"class folder {folder} has no images", "add images to it or remove it")
         for path in files:
-            images.append(preprocess(_read_image(path, folder), input_shape))
+            images.append(preprocess(_read_image(path, folder), input_shape, preprocessing))
             labels.append(label)
     return LabelledSet(
         name=root.name,
@@ -142,13 +144,15 @@ def load_image_folder(root: Path, input_shape: tuple[int, ...]) -> LabelledSet:
     )
 
 
-def load_dataset(name_or_folder: str, input_shape: tuple[int, ...]) -> LabelledSet:
-    """A registered data set by name, else an image folder by path."""
+def load_dataset(
+    name_or_folder: str, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET
+) -> LabelledSet:
+    """A registered data set by name, else an image folder by path, normalised by ``preprocessing``."""
     if name_or_folder in _DATASETS.names():
-        return _DATASETS.get(name_or_folder)(input_shape)
+        return _DATASETS.get(name_or_folder)(input_shape, preprocessing)
     path = Path(name_or_folder)
     if path.exists() or any(sep in name_or_folder for sep in ("/", "\\")) or name_or_folder.startswith("."):
-        return load_image_folder(path, input_shape)
+        return load_image_folder(path, input_shape, preprocessing)
     raise SplitnetError(
         f"unknown dataset {name_or_folder!r}",
         f"use one of: {', '.join(list_datasets())}, or a folder with one subfolder per class",

@@ -28,7 +28,7 @@ from ..framework.errors import SplitnetError
 from ..framework.shares import DEFAULT_MULTIPLE
 from ..partitioners import partition
 from ..strategies.request import SplitRequest
-from ..zoo import Reference, get_model_spec
+from ..zoo import ModelSpec, Reference, get_model_spec
 from . import store
 from .data import LabelledSet, Splits, holdout_split, load_dataset
 from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillLoss
@@ -144,8 +144,8 @@ def check_options(options: TrainOptions) -> list[SplitRequest]:
     return requests
 
 
-def _data(options: TrainOptions, input_shape) -> Splits:
-    splits = holdout_split(load_dataset(options.dataset, input_shape))
+def _data(options: TrainOptions, spec: ModelSpec) -> Splits:
+    splits = holdout_split(load_dataset(options.dataset, spec.input_shape, spec.preprocessing))
     if options.limit is None:
         return splits
     pick = np.random.RandomState(options.seed).permutation(len(splits.train))[: options.limit]
@@ -177,7 +177,7 @@ def _scores(logits: np.ndarray, test: LabelledSet) -> tuple[float, float]:
 def train(options: TrainOptions) -> TrainResult:
     requests = check_options(options)
     spec = requests[0].spec if requests else get_model_spec(options.model)
-    splits = _data(options, spec.input_shape)
+    splits = _data(options, spec)
     classes = len(splits.train.classes)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
+from ..framework.images import IMAGENET, Preprocessing
 from ..framework.registry import Registry
 
 MODELS_GROUP = "splitnet.models"
@@ -23,7 +24,8 @@ class ModelSpec:
     """What the rest of splitnet needs to know about a registered model.
 
     ``family`` lets partitioners claim models (``resnet_v1``); ``input_shape`` is NCHW for one
-    frame; ``factory(classes)`` returns an *uninitialised* Gluon HybridBlock.
+    frame; ``factory(classes)`` returns an *uninitialised* Gluon HybridBlock; ``preprocessing``
+    is how its input pixels are normalised (frames, data sets and the Python API apply it).
     """
 
     name: str
@@ -32,6 +34,7 @@ class ModelSpec:
     classes: int
     factory: Callable[[int], object]
     description: str = ""
+    preprocessing: Preprocessing = IMAGENET
 
 
 def model_items(loaded: object) -> list[tuple[str, object]]:
