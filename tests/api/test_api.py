@@ -65,3 +65,10 @@ def test_deploy_answers_arrays_and_images_checks_them_and_stops_its_boards(tmp_p
     assert report.frames == 4 and report.ok and report.n == 2 and len(report.boards) == 2
     assert report.to_dict()["ok"] and "PASS" in str(report)
     assert not rpc_processes()  # leaving the block stopped the local boards
+
+
+def test_the_package_re_exports_exactly_the_api():
+    from splitnet import api
+
+    assert set(splitnet.__all__) - {"__version__"} == set(api.__all__)
+    assert all(getattr(splitnet, name) is getattr(api, name) for name in api.__all__)
