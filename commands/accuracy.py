@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..framework.errors import SplitnetError
 from .common import EXIT_CHECK_FAILED, add_inventory_arguments
-from .train import add_common
+from .train import add_common, model_for
 
 NAME = "accuracy"
 SUMMARY = "top-1/top-5 of the unsplit model and its splits, with a lost branch, in-process and on the boards"
@@ -48,7 +48,7 @@ def execute(args: argparse.Namespace) -> int:
         ) from None
     report = measure(
         AccuracyOptions(
-            model=args.model,
+            model=model_for(args),
             dataset=args.dataset,
             branches=args.branches,
             multiple=args.multiple,

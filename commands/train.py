@@ -15,14 +15,19 @@ SUMMARY = "train the reference and fine-tune its N-way splits on labelled images
 def add_common(parser: argparse.ArgumentParser, default_branches: str) -> None:
     """The options train and accuracy share: model, data set, the N list, multiple, seed."""
     from ..training.data import list_datasets
+    from ..training.idx import FASHION_MNIST, FASHION_MNIST_MODEL
     from ..training.train import DEFAULT_DATASET, DEFAULT_MODEL
 
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"registered model (default {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help=f"registered model (default {DEFAULT_MODEL}; with --dataset {FASHION_MNIST}, {FASHION_MNIST_MODEL})",
+    )
     parser.add_argument(
         "--dataset",
         default=DEFAULT_DATASET,
-        help=f"built-in data set ({', '.join(list_datasets())}) or a folder with one subfolder of images per class "
-        f"(default {DEFAULT_DATASET})",
+        help=f"built-in data set ({', '.join(list_datasets())}), a folder with one subfolder of images per class, "
+        f"or a folder of MNIST-format idx files (default {DEFAULT_DATASET})",
     )
     parser.add_argument(
         "--branches",
@@ -33,6 +38,14 @@ def add_common(parser: argparse.ArgumentParser, default_branches: str) -> None:
     )
     parser.add_argument("--multiple", type=int, default=8, help="round branch channel counts to this (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed for init, shuffling and branch dropout (default 0)")
+
+
+def model_for(args: argparse.Namespace) -> str:
+    """``--model``, else the model the data set trains by default (the digits model for folders)."""
+    from ..training.data import default_model
+    from ..training.train import DEFAULT_MODEL
+
+    return args.model or default_model(args.dataset, DEFAULT_MODEL)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,7 +94,7 @@ def execute(args: argparse.Namespace) -> int:
         raise SplitnetError(f"--out {args.out} is a file", "pass a folder for --out")
     result = train(
         TrainOptions(
-            model=args.model,
+            model=model_for(args),
             dataset=args.dataset,
             branches=args.branches,
             epochs=args.epochs,

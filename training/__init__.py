@@ -1,6 +1,16 @@
 """Training and accuracy: the reference and its fine-tuned splits on real labelled images."""
 
-from .data import LabelledSet, Splits, holdout_split, list_datasets, load_dataset, register_dataset
+from . import idx as _idx  # noqa: F401  (registers fashion-mnist)
+from .data import (
+    LabelledSet,
+    Splits,
+    holdout_split,
+    list_datasets,
+    load_dataset,
+    load_splits,
+    register_dataset,
+    validation_split,
+)
 from .distill import DistillLoss
 from .train import TrainOptions, TrainResult, train
 
@@ -13,6 +23,8 @@ __all__ = [
     "holdout_split",
     "list_datasets",
     "load_dataset",
+    "load_splits",
     "register_dataset",
     "train",
+    "validation_split",
 ]

@@ -41,6 +41,8 @@ def _cells(row: Row) -> list[str]:
     target = ""
     if row.target_drop is not None:
         target = f"≤{row.target_drop * 100:.0f}: " + ("met" if row.meets_target else "MISSED")
+    if row.meets_lost_target is not None:
+        target += f"; lost ≤{row.target_lost * 100:.0f}: " + ("met" if row.meets_lost_target else "MISSED")
     return [
         "unsplit" if row.n == 1 else str(row.n),
         row.where,
@@ -67,6 +69,11 @@ def _notes(report: AccuracyReport) -> list[str]:
         "1 lost: top-1 with one branch's features zeroed (degrade policy); in-process the mean over the branches "
         "(worst: the worst branch to lose), on the boards the last branch",
     ]
+    if any(row.target_lost is not None for row in report.rows):
+        notes.append(
+            "lost: the bound on what one lost branch costs, the split's top-1 minus its top-1 without the worst "
+            "branch (in-process) or the last branch (boards), in points"
+        )
     if report.inventory:
         notes.append(
             f"boards: {report.inventory}; frame ms is the mean end-to-end time of one frame; "
@@ -99,7 +106,8 @@ def render(report: AccuracyReport, console: Console) -> None:
 
 def to_json(report: AccuracyReport) -> dict:
     data = asdict(report)
-    data["rows"] = [{**asdict(r), "meets_target": r.meets_target} for r in report.rows]
+    derived = ("meets_target", "lost_cost", "meets_lost_target")
+    data["rows"] = [{**asdict(r), **{key: getattr(r, key) for key in derived}} for r in report.rows]
     data["fidelity_ok"] = report.fidelity_ok
     return data
 

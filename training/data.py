@@ -8,11 +8,18 @@ exactly what it was trained on.
 * ``digits``: scikit-learn's handwritten digits (1797 greyscale 8x8 images of 0-9, the UCI
   optical digits test set). The data ship inside the scikit-learn wheel, so nothing is
   downloaded; the 0..16 pixel values are scaled to 0..255 and upsampled by the preprocessing.
+* ``fashion-mnist``: Zalando's Fashion-MNIST from Debian's ``dataset-fashion-mnist``
+  (:mod:`splitnet.training.idx`), with its own official train/test split.
 * an image folder: one subfolder per class (the subfolder's name is the label), images in
-  any format pillow reads.
+  any format pillow reads; or a folder of MNIST-format idx files (``train-images-idx3-ubyte``
+  and the other three, gzipped or not), read with their own train/test split.
 
-The held-out split is stratified and seeded by its own constant, so every report and every
-training seed use the same held-out images.
+A loader returns either a whole :class:`LabelledSet`, of which :func:`holdout_split` holds
+out 20% of every class, or :class:`Splits` that the data set defines itself: then the test
+split is the official one, used as it is, and the validation slice that training watches
+each epoch is cut from the training images only (:func:`validation_split`). Both cuts are
+stratified and seeded by their own constant, so every report and every training seed use
+the same held-out images.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from ..framework.registry import Registry
 
 HOLDOUT_FRACTION = 0.2
 HOLDOUT_SEED = 0
+VALIDATION_FRACTION = 1 / 12  # of a set's own training images: 500 per class of Fashion-MNIST's 6,000
 
 
 @dataclass(frozen=True)
@@ -58,20 +66,48 @@ class LabelledSet:
 
 @dataclass(frozen=True)
 class Splits:
+    """What training learns from (``train``), what every figure is measured on (``test``), and
+    what training watches after each epoch (``validation``: a slice of the training images for
+    a data set with its own test split; None for a held-out split, which watches ``test``)."""
+
     train: LabelledSet
     test: LabelledSet
+    validation: LabelledSet | None = None
+
+    @property
+    def watched(self) -> LabelledSet:
+        """The images whose top-1 the progress bar shows after each epoch."""
+        return self.test if self.validation is None else self.validation
 
 
-Loader = Callable[[tuple[int, ...], Preprocessing], LabelledSet]  # (input shape, normalisation) -> images
-_DATASETS: Registry[Loader] = Registry("dataset")
+# (input shape, normalisation) -> a whole set (held out by holdout_split), or the set's own Splits
+Loader = Callable[[tuple[int, ...], Preprocessing], LabelledSet | Splits]
 
 
-def register_dataset(name: str, loader: Loader) -> None:
-    _DATASETS.add(name, loader)
+@dataclass(frozen=True)
+class Dataset:
+    """A registered data set: its loader, and the model that trains on it when ``--model`` is not given."""
+
+    loader: Loader
+    model: str | None = None
+
+
+_DATASETS: Registry[Dataset] = Registry("dataset")
+
+
+def register_dataset(name: str, loader: Loader, model: str | None = None) -> None:
+    _DATASETS.add(name, Dataset(loader, model))
 
 
 def list_datasets() -> list[str]:
     return _DATASETS.names()
+
+
+def default_model(name_or_folder: str, fallback: str) -> str:
+    """The model a registered data set names for itself, else ``fallback``."""
+    if name_or_folder in _DATASETS.names():
+        return _DATASETS.get(name_or_folder).model or fallback
+    return fallback
 
 
 def load_digits(input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> LabelledSet:
@@ -144,14 +180,16 @@ def load_image_folder(root: Path, input_shape: tuple[int, ...], preprocessing: P
     )
 
 
-def load_dataset(
-    name_or_folder: str, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET
-) -> LabelledSet:
-    """A registered data set by name, else an image folder by path, normalised by ``preprocessing``."""
+def _load(name_or_folder: str, input_shape: tuple[int, ...], preprocessing: Preprocessing) -> LabelledSet | Splits:
+    """What the registered loader or the folder gives: a whole set, or a set's own splits."""
+    from .idx import is_idx_folder, load_idx_folder
+
     if name_or_folder in _DATASETS.names():
-        return _DATASETS.get(name_or_folder)(input_shape, preprocessing)
+        return _DATASETS.get(name_or_folder).loader(input_shape, preprocessing)
     path = Path(name_or_folder)
     if path.exists() or any(sep in name_or_folder for sep in ("/", "\\")) or name_or_folder.startswith("."):
+        if is_idx_folder(path):
+            return load_idx_folder(path, input_shape, preprocessing)
         return load_image_folder(path, input_shape, preprocessing)
     raise SplitnetError(
         f"unknown dataset {name_or_folder!r}",
@@ -159,15 +197,40 @@ def load_dataset(
     )
 
 
-def holdout_split(data: LabelledSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED) -> Splits:
-    """A stratified train / held-out split: ``fraction`` of every class (at least one image) held out."""
+def load_dataset(
+    name_or_folder: str, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET
+) -> LabelledSet:
+    """A whole registered data set by name, else an image folder by path, normalised by ``preprocessing``.
+
+    A data set with its own train/test split is not one set: :func:`load_splits` reads it.
+    """
+    data = _load(name_or_folder, input_shape, preprocessing)
+    if isinstance(data, Splits):
+        raise SplitnetError(f"dataset {name_or_folder} comes with its own train/test split", "read it with load_splits")
+    return data
+
+
+def load_splits(name_or_folder: str, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> Splits:
+    """The train / test (/ validation) splits every command uses: the set's own, else 20% held out."""
+    data = _load(name_or_folder, input_shape, preprocessing)
+    return data if isinstance(data, Splits) else holdout_split(data)
+
+
+def _stratified(data: LabelledSet, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(kept, held) indices: ``fraction`` of every class (at least one image, if it has two) held."""
     rng = np.random.RandomState(seed)
-    train, test = [], []
+    kept, held = [], []
     for label in range(len(data.classes)):
         members = rng.permutation(np.flatnonzero(data.labels == label))
-        held = max(1, int(round(len(members) * fraction))) if len(members) > 1 else 0
-        test.extend(members[:held])
-        train.extend(members[held:])
+        count = max(1, int(round(len(members) * fraction))) if len(members) > 1 else 0
+        held.extend(members[:count])
+        kept.extend(members[count:])
+    return kept, held
+
+
+def holdout_split(data: LabelledSet, fraction: float = HOLDOUT_FRACTION, seed: int = HOLDOUT_SEED) -> Splits:
+    """A stratified train / held-out split: ``fraction`` of every class (at least one image) held out."""
+    train, test = _stratified(data, fraction, seed)
     if not test or not train:
         raise SplitnetError(
             f"dataset {data.name} is too small to hold out images for testing ({len(data)} images)",
@@ -177,4 +240,21 @@ def holdout_split(data: LabelledSet, fraction: float = HOLDOUT_FRACTION, seed: i
     return Splits(
         train=data.subset(np.sort(train), "training split"),
         test=data.subset(np.sort(test), part),
+    )
+
+
+def validation_split(
+    train: LabelledSet, test: LabelledSet, fraction: float = VALIDATION_FRACTION, seed: int = HOLDOUT_SEED
+) -> Splits:
+    """A data set's own split, with a stratified validation slice cut from its training images only."""
+    kept, held = _stratified(train, fraction, seed)
+    if not kept or not held:
+        raise SplitnetError(
+            f"dataset {train.name} has too few training images to cut a validation slice ({len(train)})",
+            "give every class at least two training images",
+        )
+    return Splits(
+        train=train.subset(np.sort(kept), "training images less the validation slice"),
+        test=test,
+        validation=train.subset(np.sort(held), f"validation: {fraction:.1%} of each class's training images"),
     )

@@ -1,6 +1,8 @@
 """``splitrun train``: train the reference, then fine-tune its N-way splits, and store both.
 
-1. The reference is trained from a seeded Xavier init on the training split (label loss).
+1. The reference is trained from a seeded Xavier init on the training split (label loss);
+   the progress bar watches the validation slice when the data set has its own test split
+   (Fashion-MNIST), else the held-out split. Recorded figures are always on the test split.
 2. For each N, the partitioner slices the trained reference into N branches and a head
    (``partition``: the same plan the runtime uses), and the split is fine-tuned with the label
    loss plus distillation from the reference (:mod:`distill`); with ``--branch-dropout`` the
@@ -30,7 +32,7 @@ from ..partitioners import partition
 from ..strategies.request import SplitRequest
 from ..zoo import ModelSpec, Reference, get_model_spec
 from . import store
-from .data import LabelledSet, Splits, holdout_split, load_dataset
+from .data import LabelledSet, Splits, load_splits
 from .distill import DEFAULT_ALPHA, DEFAULT_TEMPERATURE, DistillLoss
 from .loop import EpochRecord, Schedule, fit, progress_bar
 from .metrics import predict, topk_accuracy
@@ -145,12 +147,14 @@ def check_options(options: TrainOptions) -> list[SplitRequest]:
 
 
 def _data(options: TrainOptions, spec: ModelSpec) -> Splits:
-    splits = holdout_split(load_dataset(options.dataset, spec.input_shape, spec.preprocessing))
+    splits = load_splits(options.dataset, spec.input_shape, spec.preprocessing)
     if options.limit is None:
         return splits
     pick = np.random.RandomState(options.seed).permutation(len(splits.train))[: options.limit]
     return Splits(
-        train=splits.train.subset(np.sort(pick), f"{options.limit} drawn with seed {options.seed}"), test=splits.test
+        train=splits.train.subset(np.sort(pick), f"{options.limit} drawn with seed {options.seed}"),
+        test=splits.test,
+        validation=splits.validation,
     )
 
 
@@ -174,14 +178,23 @@ def _scores(logits: np.ndarray, test: LabelledSet) -> tuple[float, float]:
     return topk_accuracy(logits, test.labels, 1), topk_accuracy(logits, test.labels, 5)
 
 
+def _validation(splits: Splits, history: list[EpochRecord]) -> dict:
+    """The last epoch's top-1 on the validation slice, for a data set with its own test split."""
+    if splits.validation is None or not history:
+        return {}
+    return {"validation_top1": history[-1].test_top1, "validation_images": len(splits.validation)}
+
+
 def train(options: TrainOptions) -> TrainResult:
     requests = check_options(options)
     spec = requests[0].spec if requests else get_model_spec(options.model)
     splits = _data(options, spec)
     classes = len(splits.train.classes)
+    label = splits.test.name or "dataset"  # in file names: the set's name, never a path
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"dataset: {splits.test.description} ({len(splits.train)} training images)")
+    watched = "" if splits.validation is None else f", {len(splits.validation)} validation images"
+    console.print(f"dataset: {splits.test.description} ({len(splits.train)} training images{watched})")
     base = _fingerprint(options, splits.train)
     entry_common = {
         "model": options.model,
@@ -202,7 +215,7 @@ def train(options: TrainOptions) -> TrainResult:
             "reference",
             learner,
             splits.train,
-            splits.test,
+            splits.watched,
             schedule,
             DistillLoss(alpha=0.0),
             None,
@@ -212,7 +225,7 @@ def train(options: TrainOptions) -> TrainResult:
             progress,
         )
         learner.load(store.rounded(learner.params()))  # what ships is float16
-        ref_file = f"{options.model}-{options.dataset}.params"
+        ref_file = f"{options.model}-{label}.params"
         store.save_reference(block, out / ref_file)
         ref_test = predict(block, splits.test.images)
         top1, top5 = _scores(ref_test, splits.test)
@@ -229,6 +242,7 @@ def train(options: TrainOptions) -> TrainResult:
                 lr=options.lr,
                 top1=top1,
                 top5=top5,
+                **_validation(splits, history),
                 train_seconds=round(seconds, 1),
             ),
         )
@@ -250,7 +264,7 @@ def train(options: TrainOptions) -> TrainResult:
                 f"split N={n}",
                 learner_n,
                 splits.train,
-                splits.test,
+                splits.watched,
                 schedule_n,
                 DistillLoss(options.alpha, options.temperature),
                 teacher,
@@ -261,7 +275,7 @@ def train(options: TrainOptions) -> TrainResult:
             )
             learner_n.load(store.rounded(learner_n.params()))
             tuned = learner_n.to_split_model()
-            split_file = f"{options.model}-{options.dataset}-n{n}.npz"
+            split_file = f"{options.model}-{label}-n{n}.npz"
             store.save_split(tuned, block.prefix, out / split_file)
             logits = predict(learner_n, splits.test.images)
             top1, top5 = _scores(logits, splits.test)
@@ -284,6 +298,7 @@ def train(options: TrainOptions) -> TrainResult:
                     branch_dropout=options.branch_dropout,
                     top1=top1,
                     top5=top5,
+                    **_validation(splits, history_n),
                     train_seconds=round(seconds, 1),
                 ),
             )
