@@ -52,6 +52,7 @@ from .repair import Repairs
 
 MAX_MOVES = 8  # boards a lost branch may be moved to in one frame before the run gives up
 REPAIR_WAIT_S = 30.0  # at the end of a run, how long repairs still running are waited for
+SKIP_PING_S = 0.5  # a skipped replica's ping of its board
 MIN_CODE_K = 2  # a coded head is re-encoded only over enough boards for two data blocks and parity
 
 
@@ -115,8 +116,19 @@ class _SetAfterCheck:
 
 def _checked_call(module, check, answered: threading.Event, x: np.ndarray) -> np.ndarray:
     """``module.call_unless(answered, x)``, with ``answered`` set only for an answer that passes
-    ``check``: a wrong answer raises, never reaches the head, and never stops a right copy."""
-    out = module.call_unless(_SetAfterCheck(answered), x)
+    ``check``: a wrong answer raises, never reaches the head, and never stops a right copy.
+
+    A copy skipped because its twin answered first learns nothing of its board, and a dead
+    board whose copies keep losing the race would go unnoticed (and its branch unrepaired)
+    for frames; so a skipped call pings its board once, and a session found gone fails it.
+    """
+    try:
+        out = module.call_unless(_SetAfterCheck(answered), x)
+    except Skipped:
+        owner = getattr(module, "owner", None)
+        if owner is not None and owner.ping(SKIP_PING_S) is False:
+            raise ConnectionError("its session is gone (found by a ping while its copy was skipped)") from None
+        raise
     check(out)
     answered.set()
     return out
