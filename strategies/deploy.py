@@ -122,10 +122,11 @@ def deploy_split(
     sessions: dict[str, BoardSession],
     policy: str = DEFAULT_POLICY,
     progress: Progress | None = None,
+    reacquire: Reacquire | None = None,
 ) -> Deployment:
     """Deploy a split whose widths are fixed already (a fine-tuned one): round-robin on its own shares."""
     placement = place("round-robin", split.plan.n, inventory, widths=split.plan.shares)
-    return deploy(split, placement, inventory, sessions, policy, progress)
+    return deploy(split, placement, inventory, sessions, policy, progress, reacquire=reacquire)
 
 
 def deploy(

@@ -92,8 +92,8 @@ def test_a_tracker_that_splitrun_did_not_start_is_named_when_it_is_gone(tmp_path
     inventory.write_text(
         f"tracker: {{host: 127.0.0.1, port: {port}, local: false}}\n"
         "boards:\n"
-        "  - {name: pynq0, target: pynq-z1, local: true}\n"
-        "  - {name: pynq1, target: pynq-z1, local: true}\n"
+        "  - {name: pynq0, target: pynq-z1, local: true, cores: 1}\n"
+        "  - {name: pynq1, target: pynq-z1, local: true, cores: 1}\n"
     )
     with subprocess.Popen(
         [*_TRACKER, "--port", str(port), "--port-end", str(port + 1)],
