@@ -86,7 +86,9 @@ class Deployed:
         try:
             with run_bars() as progress:  # on stderr: export + compile, upload
                 self.fleet.start()
-                self.deployment = deploy_split(self.split, self.inventory, self.fleet.sessions(), self.policy, progress)
+                self.deployment = deploy_split(
+                    self.split, self.inventory, self.fleet.sessions(), self.policy, progress, self.fleet.reacquire
+                )
         except BaseException:
             self.fleet.stop()
             raise

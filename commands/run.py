@@ -27,7 +27,13 @@ DESCRIPTION = (
     "inventory, two PYNQ boards are emulated by local RPC servers on this machine."
 )
 MAX_DEPTH = 16
-BRANCH_ONLY = {"widths": "--widths", "placement": "--placement", "policy": "--policy", "chaos": "--chaos"}
+BRANCH_ONLY = {
+    "widths": "--widths",
+    "placement": "--placement",
+    "policy": "--policy",
+    "chaos": "--chaos",
+    "audit": "--audit",
+}
 
 
 def _chaos(text: str):
@@ -90,8 +96,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SPEC",
-        help="kill or stall a local board at a frame, e.g. kill:1@20 or stall:0@10:2s (board index or name; "
-        "frames count from 0 over every frame sent). Repeatable",
+        help="kill, stall, restart or corrupt a local board at a frame, or kill the local tracker, e.g. kill:1@20, "
+        "stall:0@10:2s, restart:1@20:2s, corrupt:1@20, kill:tracker@30; or random:SEED for kills and stalls drawn "
+        "from a seed (board index or name; frames count from 0 over every frame sent). Repeatable",
+    )
+    parser.add_argument(
+        "--audit",
+        type=int,
+        default=0,
+        metavar="K",
+        help="re-check every K-th frame against the split run in-process while the run goes on: a board whose "
+        "answer differs is failed and its branch recovered (default 0: only the checks at the end)",
     )
     parser.add_argument(
         "--images", type=Path, default=None, help="directory of images to run (default: a built-in pillow-drawn set)"
@@ -133,6 +148,8 @@ def execute(args: argparse.Namespace) -> int:
     check_frames(args.runs, args.warmup, args.timeout)
     if not 1 <= args.depth <= MAX_DEPTH:
         raise SplitnetError(f"--depth must be from 1 to {MAX_DEPTH}, got {args.depth}", "pass --depth 2")
+    if args.audit < 0:
+        raise SplitnetError(f"--audit must not be negative, got {args.audit}", "pass --audit 10, or 0 for no audit")
     if args.strategy != "branch":
         return _run_strategy(args)
     from ..api import run
@@ -147,6 +164,7 @@ def execute(args: argparse.Namespace) -> int:
         policy=args.policy,
         chaos=tuple(args.chaos),
         depth=args.depth,
+        audit=args.audit,
     )
     report = run(options)
     render(report, results_console())

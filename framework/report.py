@@ -105,6 +105,12 @@ class RunReport:
     depth: int = 1  # frames in flight in the steady-state phase
     steady_fps: float = 0.0  # frames/s with `depth` frames in flight (pipelined)
     tuning: tuple[str, ...] = ()  # per compiled part: which tuning database was applied, or why none
+    rejoins: tuple[dict, ...] = ()  # failed boards that came back: board, frame, down_ms, how
+    repairs: tuple[dict, ...] = ()  # background repairs (a copy made again, the head re-encoded): frame, what, done, ms
+    tracker: tuple[dict, ...] = ()  # the local tracker died and was restarted: event, port, down_ms, detail
+    audit: dict = field(default_factory=dict)  # --audit K: every, frames audited, mismatches, max_abs_diff
+    notes: tuple[str, ...] = ()  # one line each: what kept failed boards from coming back (the tracker gone)
+    host_heads: int = 0  # coded policy: frames whose head ran on the host (more blocks lost than parity recovers)
 
     @property
     def ok(self) -> bool:
@@ -201,7 +207,7 @@ def render(report: RunReport, console: Console) -> None:
         + (f"; {report.parity_decodes} head outputs decoded from parity" if report.policy == "coded" else "")
     )
     if report.chaos:
-        console.print(f"[yellow]chaos: {'; '.join(report.chaos)}[/]")
+        console.print(f"[yellow]chaos: {'; '.join(report.chaos)}[/]", soft_wrap=True)
     if report.faults:
         faults = Table(title="Faults", title_justify="left")
         for column in ("frame", "board", "part", "kind", "detected ms", "recovered ms", "action", "detail"):
@@ -218,6 +224,7 @@ def render(report: RunReport, console: Console) -> None:
                 f["detail"][:60],
             )
         console.print(faults)
+    _render_recovery(report, console)
 
     e2e = report.end_to_end
     latency = Table(title=f"End to end ({e2e.frames} frames after warm-up, one in flight)", title_justify="left")
@@ -241,3 +248,25 @@ def render(report: RunReport, console: Console) -> None:
     console.print(checks)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     console.print(f"stages: {stages}; compiled {report.compiled_parts} parts, {report.cache_hits} from cache")
+
+
+def _render_recovery(report: RunReport, console: Console) -> None:
+    """What was restored after the failures: repairs, boards back, the tracker, the audit."""
+    for r in report.repairs:
+        mark = "" if r["ok"] else "[bold red]failed[/]: "
+        console.print(f"repair ({r['what']}, asked at frame {r['frame']}, {r['ms']:.0f} ms): {mark}{r['done']}")
+    for r in report.rejoins:
+        when = f"at frame {r['frame']}, {r['down_ms']:.0f} ms after it failed"
+        console.print(f"[green]back[/]: {r['board']} {when} ({r['how']})")
+    for t in report.tracker:
+        console.print(f"tracker on port {t['port']}: {t['event']} after {t['down_ms']:.0f} ms {t['detail']}".rstrip())
+    for note in report.notes:
+        console.print(f"[yellow]note:[/] {note}", soft_wrap=True)
+    if report.host_heads:
+        console.print(f"{report.host_heads} frames ran the head on the host (more blocks lost than parity recovers)")
+    if report.audit:
+        a = report.audit
+        console.print(
+            f"audit every {a['every']} frames: {a['frames']} audited, {a['mismatches']} wrong answers caught, "
+            f"max |diff| of the answers kept {a['max_abs_diff']:.1e}"
+        )

@@ -21,7 +21,7 @@ from tvm.rpc import base
 
 from ..framework.artifact import CompiledArtifact, to_tensors
 from ..framework.errors import SplitnetError
-from .guard import Skipped
+from .guard import Skipped, submit
 from .inventory import Board
 
 SESSION_TIMEOUT_S = 0  # the server keeps a session while we hold it; the runtime closes it
@@ -101,6 +101,7 @@ class BoardSession:
     _modules: list[RemoteModule] = field(default_factory=list)
     _libraries: dict[str, object] = field(default_factory=dict)  # remote file name -> loaded library
     _inputs: dict = field(default_factory=dict)  # (index, shape) -> (tensor on the board, host copy of its content)
+    _echo: object = None  # a cheap remote function, looked up once, that :meth:`ping` calls
 
     def staged(self, inputs: tuple[np.ndarray, ...], dev) -> list:
         """The inputs as tensors kept on the board (the caller holds ``lock``).
@@ -134,17 +135,46 @@ class BoardSession:
         call (the weights of a coded dense block, say).
         """
         remote_name = f"{artifact.part}-{artifact.key[:12]}{artifact.path.suffix}"
-        # A library is uploaded and loaded once per session: overwriting a file the server has
-        # loaded crashes it (the coded head loads one matvec library per dense layer).
-        lib = self._libraries.get(remote_name)
-        if lib is None:
-            # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
-            # this session); handing it the bytes avoids that.
-            self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
-            lib = self._libraries[remote_name] = self.session.load_module(remote_name)
-        module = RemoteModule(self, lib, artifact, bound)
+        # Under the session's lock: a repair (a branch copy, a re-encoded head) uploads to a
+        # board that other threads are calling, and one RPC session carries one call at a time.
+        with self.lock:
+            # A library is uploaded and loaded once per session: overwriting a file the server has
+            # loaded crashes it (the coded head loads one matvec library per dense layer).
+            lib = self._libraries.get(remote_name)
+            if lib is None:
+                # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
+                # this session); handing it the bytes avoids that.
+                self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
+                lib = self._libraries[remote_name] = self.session.load_module(remote_name)
+            module = RemoteModule(self, lib, artifact, bound)
         self._modules.append(module)
         return module
+
+    def ping(self, timeout: float) -> bool | None:
+        """Whether the board answers a round trip: True; False when the session is gone (its
+        server died); None when it cannot tell yet (a call is still stuck on it, or no answer
+        within ``timeout``: a board that is still stalled)."""
+        if self.session is None:
+            return False
+
+        def echo() -> bool | None:
+            if not self.lock.acquire(blocking=False):  # a call that never returned still holds it
+                return None
+            try:
+                if self._echo is None:
+                    self._echo = self.session.get_function("tvm.rpc.server.workpath")
+                self._echo("ping")
+                return True
+            finally:
+                self.lock.release()
+
+        future = submit(echo, name="splitnet-ping")
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            return None
+        except Exception:  # noqa: BLE001 (a closed socket, a server that went away)
+            return False
 
     def close(self) -> None:
         self._inputs.clear()
@@ -185,6 +215,12 @@ class RemoteModule:
             out = self._main(*self.owner.staged(inputs, self._dev), *self._bound).numpy()
         answered.set()
         return out
+
+    def fill_bound(self, value: float) -> None:
+        """Overwrite the arrays bound on the board with ``value`` (chaos: memory that went bad)."""
+        with self.owner.lock:
+            for tensor in self._bound:
+                tensor.copyfrom(np.full(tensor.shape, value, dtype=tensor.dtype))
 
     def compute_times(self, *inputs: np.ndarray, repeat: int = 5) -> list[float]:
         """Seconds per call measured on the board itself (no RPC or transfer in it)."""

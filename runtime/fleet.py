@@ -4,6 +4,9 @@
 inventory asks for them, then waits a bounded time for every other declared board to be
 registered with the tracker. A board that never shows up is an error naming the missing
 keys and the command to check the tracker; nothing waits forever.
+
+While the boards run, a local tracker that dies is restarted (:mod:`tracker_keeper`), and
+:meth:`Fleet.reacquire` gets new sessions on failed boards whose servers registered again.
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import time
 from dataclasses import dataclass
 
 from ..framework.errors import SplitnetError
-from .board_session import BoardSession, acquire, query_hint, tracker_summary
+from .board_session import REQUEST_TIMEOUT_S, BoardSession, acquire, query_hint, request_session, tracker_summary
 from .inventory import Board, Inventory
 from .local_cluster import LocalCluster
+from .tracker_keeper import TrackerKeeper
+
+REACQUIRE_REQUEST_S = 5.0  # a session request on a server the tracker lists as free
 
 DEFAULT_WAIT_S = 10.0
 _SERVER_PREFIX = "server:"
@@ -43,6 +49,7 @@ class Fleet:
         tracker = inventory.tracker
         self.host, self.port = tracker.host, tracker.port
         self.cluster: LocalCluster | None = None
+        self.keeper: TrackerKeeper | None = None
         self.started = False
         if tracker.local or inventory.local_boards:
             self.cluster = LocalCluster(
@@ -65,6 +72,8 @@ class Fleet:
             if self.cluster is not None:
                 self.cluster.start()
                 self.port = self.cluster.tracker_port
+                if self.inventory.tracker.local:
+                    self.keeper = TrackerKeeper(self.cluster).start()
             self.started = True
             self.wait_for_boards(require_all)
         except BaseException:
@@ -72,9 +81,16 @@ class Fleet:
             raise
 
     def stop(self) -> None:
+        if self.keeper is not None:
+            self.keeper.stop()
         if self.cluster is not None:
             self.cluster.stop()
         self.started = False
+
+    @property
+    def tracker_events(self) -> tuple[dict, ...]:
+        """Each time the local tracker died and was restarted."""
+        return tuple(e.as_dict() for e in self.keeper.events) if self.keeper is not None else ()
 
     @property
     def tracker_address(self) -> str:
@@ -157,6 +173,46 @@ class Fleet:
             f"start python -m tvm.exec.rpc_server --tracker {self.tracker_address} --key KEY on each board; "
             f"{query_hint(self.host, self.port)}",
         )
+
+    def tracker_fix(self) -> str:
+        if self.inventory.tracker.local:
+            return (
+                "splitrun restarts its own tracker; if it did not, run again "
+                f"({query_hint(self.host, self.port)} shows what is registered)"
+            )
+        return (
+            f"restart it: python -m tvm.exec.rpc_tracker --host {self.host} --port {self.port}; "
+            "the boards' servers register with it again by themselves"
+        )
+
+    def reacquire(self, names: list[str], timeout: float = REACQUIRE_REQUEST_S) -> dict[str, BoardSession]:
+        """New sessions on those of the failed boards ``names`` whose servers are registered again.
+
+        Only servers the tracker lists as free are asked for (the boards a run holds are not
+        free), and each session is matched to its board by address, as :meth:`sessions`
+        does; a remote board takes any new server under its key. Raises a one-line error
+        when the tracker is gone (``names`` empty: only that is checked).
+        """
+        try:
+            keys = self.key_status()
+        except SplitnetError as exc:
+            raise SplitnetError(
+                f"the RPC tracker at {self.tracker_address} is gone ({exc.message})", self.tracker_fix()
+            ) from None
+        local = self.cluster.address_of() if self.cluster else {}
+        wanted = [self.inventory.board(name) for name in names]
+        found: dict[str, BoardSession] = {}
+        for key in dict.fromkeys(b.key for b in wanted):
+            want = {b.name: b for b in wanted if b.key == key}
+            status = keys.get(key)
+            for _ in range(min(status.free, len(want)) if status else 0):
+                address, session = request_session(self.host, self.port, key, min(timeout, REQUEST_TIMEOUT_S))
+                name = local.get(address)
+                if name is None:  # a remote server: any wanted remote board of the key
+                    name = next((n for n, b in want.items() if not b.local and n not in found), None)
+                if name in want and name not in found:
+                    found[name] = BoardSession(board=want[name], address=address, session=session)
+        return found
 
     def sessions(self, boards: list[Board] | None = None) -> dict[str, BoardSession]:
         """Held sessions on ``boards`` (default: every board), by board name."""

@@ -27,6 +27,14 @@ class Skipped(Exception):
     """A queued replica call that did not start because another replica already answered."""
 
 
+class WrongAnswer(Exception):
+    """A board answered, but with something that cannot be the answer (wrong shape, not finite, failed audit).
+
+    Raised before the answer is handed on, so it never reaches the merge head and never wins
+    a replica race; the board is failed like one that did not answer (kind ``wrong``).
+    """
+
+
 def derived_timeout(measured_s: list[float]) -> float:
     """A per-call timeout from measured call times: ``TIMEOUT_FACTOR`` x the slowest, at least 1 s."""
     if not measured_s:
@@ -55,7 +63,7 @@ class Outcome:
 
     value: Any
     winner: int | None  # index of the replica that answered, None when none did
-    failures: tuple[tuple[int, str, str, float], ...]  # (replica, "error" | "timeout", detail, seconds to notice)
+    failures: tuple[tuple[int, str, str, float], ...]  # (replica, "error" | "timeout" | "wrong", detail, seconds)
     seconds: float
 
 
@@ -93,7 +101,8 @@ def resolve_each(groups: dict[Any, list[Future]], deadline: float, started: floa
                     break
                 if not isinstance(exc, Skipped):
                     detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-                    failures[key].append((i, "error", detail, time.perf_counter() - started))
+                    kind = "wrong" if isinstance(exc, WrongAnswer) else "error"
+                    failures[key].append((i, kind, detail, time.perf_counter() - started))
             if key in pending and not pending[key]:
                 del pending[key]
                 yield key, Outcome(None, None, tuple(failures[key]), time.perf_counter() - started)

@@ -6,7 +6,9 @@ quota (``cpu_quota``, a cgroup). The tracker is either started here or an existi
 
 Each process starts in its own session (process group), because killing an rpc_server
 leaves its ``popen_worker`` children holding the port and the tracker registration
-(../shared/STACK.md): :meth:`LocalCluster.stop` signals the whole group. Servers are pinned
+(../shared/STACK.md): :meth:`LocalCluster.stop` signals the whole group. Every process is
+started through :func:`lifeline.spawn`, so it also dies with this process when that is
+killed outright (SIGKILL, an OOM kill), with no chance to run ``stop``. Servers are pinned
 to one core each where the OS allows and run ``TVM_NUM_THREADS`` = their core count, so an
 emulated single-core board behaves like one. ``stop`` runs on exit, on error, on Ctrl-C and
 (through the CLI's handler) on SIGTERM; an ``atexit`` hook catches anything else.
@@ -32,9 +34,9 @@ from ..framework.errors import SplitnetError
 from .board_session import tracker_summary
 from .cpu_quota import CpuQuota
 from .inventory import LOOPBACK, Board
+from .lifeline import OWNER_ENV, forget, spawn
 
 START_TIMEOUT_S = 60.0
-OWNER_ENV = "SPLITNET_OWNER"  # set on every process we start; its children inherit it
 STOP_GRACE_S = 3.0
 _LIVE: set[LocalCluster] = set()
 
@@ -118,7 +120,11 @@ class LocalCluster:
         self._procs: list[subprocess.Popen] = []
         self._server_procs: list[subprocess.Popen] = []
         self._quotas: list[CpuQuota] = []
+        self._quota_of: dict[str, CpuQuota] = {}
         self._log_dir = Path(tempfile.mkdtemp(prefix="splitnet-boards-"))
+        self._tracker_proc: subprocess.Popen | None = None
+        self._stopping = False  # set by stop: nothing is restarted from then on
+        self._restart_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> LocalCluster:
@@ -131,6 +137,7 @@ class LocalCluster:
 
     def start(self) -> None:
         _LIVE.add(self)
+        self._stopping = False
         try:
             if self.start_tracker:
                 self._start_tracker()
@@ -139,13 +146,17 @@ class LocalCluster:
             cores = _cores()
             for i, board in enumerate(self.boards):
                 core = cores[i % len(cores)] if cores else None
-                self._start_server(board, core)
+                server, proc = self._start_server(board, core)
+                self.servers.append(server)
+                self._server_procs.append(proc)
             self._wait_registered()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
+        with self._restart_lock:  # a restart under way finishes first; none starts after
+            self._stopping = True
         for proc in self._procs:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -157,11 +168,13 @@ class LocalCluster:
                 os.killpg(proc.pid, signal.SIGKILL)  # the group: popen_worker children too
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=STOP_GRACE_S)
+            forget(proc.pid)
         self._procs.clear()
         self._server_procs.clear()
         for quota in self._quotas:
             quota.remove()
         self._quotas.clear()
+        self._quota_of.clear()
         _LIVE.discard(self)
         shutil.rmtree(self._log_dir, ignore_errors=True)
 
@@ -190,6 +203,50 @@ class LocalCluster:
         timer.daemon = True
         timer.start()
 
+    # -- the tracker and boards that fail for real (chaos, and getting them back) --------------
+    def kill_tracker(self) -> None:
+        """SIGKILL the local tracker and its worker (chaos testing: the tracker dies)."""
+        if self._tracker_proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self._tracker_proc.pid, signal.SIGKILL)
+
+    def tracker_exited(self) -> bool:
+        """Whether the tracker started here has died."""
+        return self._tracker_proc is not None and self._tracker_proc.poll() is not None and not self._stopping
+
+    def restart_tracker(self) -> bool:
+        """Start the local tracker again on its port (servers reconnect to it by themselves)."""
+        with self._restart_lock:
+            if self._stopping or self._tracker_proc is None or self._tracker_proc.poll() is None:
+                return False
+            self._end(self._tracker_proc)  # its popen_worker may still hold the port
+            self._start_tracker(check_port=False)
+            return True
+
+    def restart_board(self, board: str) -> LocalServer | None:
+        """Kill a board's server (if it still runs) and start a new one under the same key.
+
+        It takes a free port, so it is a new address: :meth:`address_of` says whose it is.
+        """
+        with self._restart_lock:
+            index = next((i for i, s in enumerate(self.servers) if s.board.name == board), None)
+            if self._stopping or index is None:
+                return None
+            old = self.servers[index]
+            self._end(self._server_procs[index])
+            server, proc = self._start_server(old.board, old.core)
+            self.servers[index], self._server_procs[index] = server, proc
+            return server
+
+    def _end(self, proc: subprocess.Popen) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_GRACE_S)
+        forget(proc.pid)
+        with contextlib.suppress(ValueError):
+            self._procs.remove(proc)
+
     @property
     def pids(self) -> list[int]:
         return [p.pid for p in self._procs]
@@ -214,12 +271,11 @@ class LocalCluster:
                 quota.add(os.getpid())
 
         prefix = ["ip", "netns", "exec", netns] if netns else []
-        proc = subprocess.Popen(
+        proc = spawn(  # its own session, and it dies with this process whatever kills it (lifeline)
             [*prefix, sys.executable, "-m", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,
             env={**os.environ, **(env or {}), OWNER_ENV: str(os.getpid())},
             preexec_fn=setup,
         )
@@ -227,14 +283,15 @@ class LocalCluster:
         self._procs.append(proc)
         return proc
 
-    def _start_tracker(self) -> None:
-        if self.tracker_port is not None:
+    def _start_tracker(self, check_port: bool = True) -> None:
+        if self.tracker_port is not None and check_port:
             _check_port_free(self.host, self.tracker_port)
         port = self.tracker_port or free_port(self.host)
         proc = self._spawn(
             ["tvm.exec.rpc_tracker", "--host", self.host, "--port", str(port), "--port-end", str(port + 1)],
             "tracker.log",
         )
+        self._tracker_proc = proc
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -252,7 +309,7 @@ class LocalCluster:
             "check that python -m tvm.exec.rpc_tracker runs on this machine",
         )
 
-    def _start_server(self, board: Board, core: int | None) -> None:
+    def _start_server(self, board: Board, core: int | None) -> tuple[LocalServer, subprocess.Popen]:
         port = free_port(board.host) if board.netns is None else _free_port_in(board.netns, board.host)
         args = [
             "tvm.exec.rpc_server",
@@ -268,13 +325,12 @@ class LocalCluster:
             board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
-        quota = None
-        if board.cpu_quota is not None:
-            quota = CpuQuota(board.name, board.cpu_quota)
+        quota = self._quota_of.get(board.name)  # a restarted board keeps its own
+        if quota is None and board.cpu_quota is not None:
+            quota = self._quota_of[board.name] = CpuQuota(board.name, board.cpu_quota)
             self._quotas.append(quota)
         proc = self._spawn(args, f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota)
-        self._server_procs.append(proc)
-        self.servers.append(LocalServer(board=board, port=port, core=core, pid=proc.pid))
+        return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
 
     def _wait_registered(self) -> None:
         expected = {(s.board.host, s.port) for s in self.servers}

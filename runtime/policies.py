@@ -2,10 +2,14 @@
 
 A policy is a small object with a ``name``, a one-line ``summary`` (the ``--policy`` help is
 made from them), what the runner needs to build for it (``copies`` of each branch, a coded
-head) and one decision: :meth:`RecoveryPolicy.lost_branch`, called when every copy of a
-branch failed for a frame. The mechanics it picks from (stop, drop the branch, re-place it)
-are the executor's; the choice is the policy's, so a new policy is one new class here and
-nothing in :mod:`executor` or :mod:`recovery` branches on policy names.
+head) and two decisions: :meth:`RecoveryPolicy.lost_branch`, called when every copy of a
+branch failed for a frame, and :meth:`RecoveryPolicy.pool_changed`, called when the boards
+in use changed (one failed, or one came back), so that the policy can restore what it
+promises before the next failure: ``replicate`` a second copy of each branch, ``coded`` a
+parity block over the boards that are left. The mechanics it picks from (stop, drop the
+branch, re-place it, add a copy, re-encode the head) are the executor's; the choice is the
+policy's, so a new policy is one new class here and nothing in :mod:`executor` or
+:mod:`recovery` branches on policy names.
 
 ``register_policy`` keeps the registration order, which is the order ``--policy`` lists them.
 """
@@ -42,6 +46,10 @@ class RecoveryPolicy:
             return runner.drop_branch(branch, events, start)
         return runner.replace_branch(frame, branch, x, events, start)
 
+    def pool_changed(self, runner: DistributedSplit) -> None:
+        """A board failed or came back: repair what the policy keeps (in the background; by
+        default nothing: a board that comes back is a spare for the next re-placement)."""
+
 
 _POLICIES: Registry[RecoveryPolicy] = Registry("recovery policy")
 
@@ -70,15 +78,22 @@ class Spare(RecoveryPolicy):
 @register_policy
 class Replicate(RecoveryPolicy):
     name = "replicate"
-    summary = "each branch on two boards, first answer wins"
+    summary = "each branch on two boards, first answer wins; a lost copy is made again"
     copies = 2
+
+    def pool_changed(self, runner):
+        for branch in range(len(runner.branches)):
+            runner.schedule_repair(f"copy of branch {branch}", lambda branch=branch: runner.add_copy(branch))
 
 
 @register_policy
 class Coded(RecoveryPolicy):
     name = "coded"
-    summary = "the head's dense layers coded over the boards, branches re-placed"
+    summary = "the head's dense layers coded over the boards, re-encoded after a loss; branches re-placed"
     coded_head = True
+
+    def pool_changed(self, runner):
+        runner.schedule_repair("coded head", runner.recode_head)
 
 
 @register_policy

@@ -68,7 +68,7 @@ def run_frames(
     timed = TimedRuns([], [], [], [])
 
     def one(image: int):
-        chaos.before_frame(runner.frames)
+        chaos.before_frame(runner.frames, runner)
         result = runner(frames[image].tensor)
         timed.frames.append(
             FrameRecord(image, result.logits, result.degraded, result.total_s, tuple(sorted(runner.lost)))

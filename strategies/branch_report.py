@@ -86,6 +86,7 @@ def run_report(
     chaos: Chaos,
     found: tuple[list[Check], float, float],
     stage_seconds: dict[str, float],
+    tracker_events: tuple[dict, ...] = (),
 ) -> RunReport:
     options, inventory, split = inputs.options, inputs.inventory, deployment.split
     placement, runner = deployment.placement, deployment.runner
@@ -144,11 +145,17 @@ def run_report(
         depth=options.depth,
         tuning=deployment.tuning,
         steady_fps=timed.steady_fps,
-        parity_decodes=runner.coded_head.recovered_blocks if runner.coded_head is not None else 0,
+        parity_decodes=runner.parity_decodes,
         fidelity_max_abs_diff=diff,
         agreement_rate=rate,
         reference_flops=split.plan.reference_flops,
         stage_seconds=dict(stage_seconds),
         cache_hits=deployment.cache_hits,
         compiled_parts=deployment.compiled_parts,
+        rejoins=tuple(asdict(r) for r in runner.rejoins),
+        repairs=tuple(asdict(r) for r in runner.repairs.events),
+        tracker=tracker_events,
+        audit=runner.audit.summary() if runner.audit is not None else {},
+        notes=tuple(runner.rejoiner.notes) if runner.rejoiner is not None else (),
+        host_heads=runner.host_heads,
     )

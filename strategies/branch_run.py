@@ -87,7 +87,9 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
                 with watch.stage("reference"):
                     ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
                     split_logits = np.concatenate([split(f.tensor) for f in frame_list])
-                deployment = deploy(split, placement, inventory, sessions, policy, progress, watch)
+                deployment = deploy(
+                    split, placement, inventory, sessions, policy, progress, watch, options.audit, fleet.reacquire
+                )
                 timed = run_frames(deployment.runner, frame_list, options, progress, watch, chaos)
                 compute = [
                     compute_s(i, m, frame_list[0].tensor, options.compute_repeat)
@@ -100,5 +102,5 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
                     close_sessions(sessions)
     inputs = Inputs(options, reference, inventory, frame_list, image_source, tuned)
     found = checks(inputs, split, timed, split_logits, ref_logits)
-    report = run_report(inputs, deployment, timed, compute, probes, chaos, found, watch.seconds)
+    report = run_report(inputs, deployment, timed, compute, probes, chaos, found, watch.seconds, fleet.tracker_events)
     return BranchRun(report, split, split_logits, ref_logits)

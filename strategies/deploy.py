@@ -27,6 +27,7 @@ from ..framework.cost import BranchCost
 from ..framework.kernels import compile_matvec, compile_probe
 from ..framework.progress import Stopwatch
 from ..framework.split_model import SplitModel
+from ..runtime.answers import Audit
 from ..runtime.board_session import BoardSession, RemoteModule
 from ..runtime.executor import DistributedSplit
 from ..runtime.guard import FIRST_CALL_TIMEOUT_S, guarded
@@ -35,6 +36,7 @@ from ..runtime.placement import Placement, fits, needs_probe, place
 from ..runtime.policies import DEFAULT_POLICY, get_policy
 from ..runtime.probe import ProbeResult, probe, relative_speeds
 from ..runtime.recovery import build_runner
+from ..runtime.rejoin import Reacquire
 from .build import TunedBuilder
 from .request import SplitRequest
 
@@ -63,7 +65,9 @@ class Deployment:
         return self.runner.modules()
 
     def close(self) -> None:
-        """Give every session back, except a dead board's: closing talks to the board."""
+        """Stop probing and repairing, then give every session back, except a dead board's:
+        closing talks to the board."""
+        self.runner.shutdown()
         close_sessions(self.sessions, self.runner.dead)
 
 
@@ -118,10 +122,11 @@ def deploy_split(
     sessions: dict[str, BoardSession],
     policy: str = DEFAULT_POLICY,
     progress: Progress | None = None,
+    reacquire: Reacquire | None = None,
 ) -> Deployment:
     """Deploy a split whose widths are fixed already (a fine-tuned one): round-robin on its own shares."""
     placement = place("round-robin", split.plan.n, inventory, widths=split.plan.shares)
-    return deploy(split, placement, inventory, sessions, policy, progress)
+    return deploy(split, placement, inventory, sessions, policy, progress, reacquire=reacquire)
 
 
 def deploy(
@@ -132,10 +137,15 @@ def deploy(
     policy: str,
     progress: Progress | None = None,
     watch: Stopwatch | None = None,
+    audit: int = 0,
+    reacquire: Reacquire | None = None,
 ) -> Deployment:
     """Check the weights fit, build every part (tuned when a database matches), upload, wire the runner.
 
-    ``watch`` times the ``compile`` and ``upload`` stages for the caller's report.
+    ``watch`` times the ``compile`` and ``upload`` stages for the caller's report. ``audit``
+    K > 0 checks every K-th frame against the split run in-process (MXNet) while the run
+    goes on; ``reacquire`` (:meth:`~splitnet.runtime.fleet.Fleet.reacquire`) lets failed
+    boards whose servers came back rejoin through the tracker.
     """
     fits(placement, inventory, tuple(b.params for b in split.plan.branches))
     recovery = get_policy(policy)
@@ -165,6 +175,17 @@ def deploy(
 
     with watch.stage("upload"):
         runner = build_runner(
-            policy, split, placement, inventory, sessions, artifacts, head_module, load, builder, matvec_for
+            policy,
+            split,
+            placement,
+            inventory,
+            sessions,
+            artifacts,
+            head_module,
+            load,
+            builder,
+            matvec_for,
+            audit=Audit(audit, split.features) if audit > 0 else None,
+            reacquire=reacquire,
         )
     return Deployment(split, placement, runner, artifacts, head, tuning, sessions)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..framework.shares import DEFAULT_MULTIPLE
-from ..runtime.chaos import ChaosEvent
+from ..runtime.chaos import ChaosEvent, RandomChaos
 from ..runtime.fleet import DEFAULT_WAIT_S
 from .request import SplitRequest
 
@@ -34,8 +34,9 @@ class RunOptions:
     wait_s: float = DEFAULT_WAIT_S
     policy: str | None = None  # None: the inventory's choice, else spare
     timeout_s: float | None = None  # None: derived from the calls of the verify pass
-    chaos: tuple[ChaosEvent, ...] = ()
+    chaos: tuple[ChaosEvent | RandomChaos, ...] = ()
     depth: int = 2  # frames in flight in the steady-state phase (1: no such phase)
+    audit: int = 0  # every K-th frame re-checked against the in-process split during the run (0: off)
 
     @property
     def pipelined_runs(self) -> int:
