@@ -44,7 +44,7 @@ SKIMAGE_PHOTOS = (
     "rocket.jpg",
 )
 FETCH_HINT = "run: splitrun models --fetch"
-_LABELLED = re.compile(r"imagenet_(\d+)_(\d+)\.jpg$")
+_LABELLED = re.compile(r"imagenet_(\d+)_(\d+)\.(?:jpe?g|png)$")
 
 
 @dataclass(frozen=True)
