@@ -7,7 +7,10 @@ Nothing here is committed or downloaded from anywhere but the ordinary package c
 * ``pip download --no-deps scikit-image==0.24.0``: the photos in ``skimage/data`` (a cat,
   coffee, a rocket, an astronaut, motorcycles, ...), unlabelled;
 * ``npm pack @tensorflow-models/mobilenet@2.1.1``: ``dist/imagenet_classes.js``, the 1000
-  class names in the standard index order.
+  class names in the standard index order;
+* for distillation only (:func:`fetch_training_photos`, 96 MB): ``apt-get download opencv-doc``
+  then ``dpkg -x``: the 91 sample images of ``examples/data`` (baboon, fruits, building,
+  chessboards, ...), unlabelled, none of them among the photos above.
 
 ``fetch()`` (``splitrun models --fetch``) takes the files out into the cache once; the rest
 reads them from there and says how to fetch them when they are missing. The wheels are zip
@@ -119,6 +122,29 @@ def fetch(root: Path | None = None) -> SampleData:
             names = parse_class_names(member.read().decode("utf-8"))
     data.classes.write_text(json.dumps({"source": f"npm {CLASSES_NPM} {CLASSES_FILE}", "names": names}))
     return data
+
+
+OPENCV_DOC = "opencv-doc"
+OPENCV_DATA = "usr/share/doc/opencv-doc/examples/data"
+
+
+def fetch_training_photos(root: Path | None = None) -> Path:
+    """Debian opencv-doc's sample images in the cache (``apt-get download`` + ``dpkg -x``, no root)."""
+    target = sample_data(root).root / "opencv-photos"
+    if target.is_dir() and any(target.iterdir()):
+        return target
+    with tempfile.TemporaryDirectory() as name:
+        temp = Path(name)
+        _run(["apt-get", "download", "-q", OPENCV_DOC], "apt-get", temp)
+        debs = sorted(temp.glob(f"{OPENCV_DOC}_*.deb"))
+        if not debs:
+            raise SplitnetError(f"apt-get download {OPENCV_DOC} left no .deb", "run apt-get update first")
+        _run(["dpkg", "-x", str(debs[0]), str(temp / "x")], "dpkg", temp)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in sorted((temp / "x" / OPENCV_DATA).iterdir()):
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png"):
+                shutil.copy(path, target / path.name)
+    return target
 
 
 def class_names(data: SampleData | None = None) -> list[str]:
