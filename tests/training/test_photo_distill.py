@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import splitrun
 from PIL import Image
 
 from splitnet.framework.errors import SplitnetError
@@ -90,3 +91,13 @@ def test_distillation_moves_the_split_towards_the_teacher(setup):
     found = score("distilled", student, logits, x.asnumpy(), [3, None, None, None, None, None, None, None])
     assert found.labelled == 1 and found.held_out == 8 and 0 <= found.agree <= 8
     assert 0 <= found.agree_lost <= 8
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [(["--batch-size", "1"], "--batch-size must be >= 2"), (["--steps", "-1"], "--steps must be >= 0")],
+)
+def test_splitrun_distill_bad_numbers_are_one_line(args, expected):
+    result = splitrun("distill", *args, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and expected in errors[0] and "Traceback" not in result.stderr
