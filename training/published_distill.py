@@ -101,11 +101,14 @@ def run_distill(options: DistillRun) -> list[dict]:
         found = score("batch norm recalibrated", student, teacher_logits, images, labels, seconds)
         rows.append({"n": n, "multiple": multiple, **asdict(found)})
         console.print(f"N={n}: sliced and recalibrated ({seconds:.0f} s); distilling {options.settings.steps} steps")
-        _, seconds = timed(
+        losses, seconds = timed(
             lambda s=student: distill(s, reference.block, photos, options.settings, size, spec.preprocessing)
         )
         found = score(f"distilled {options.settings.steps} steps", student, teacher_logits, images, labels, seconds)
-        rows.append({"n": n, "multiple": multiple, **asdict(found)})
+        curve = (
+            {"kl_first_10": float(np.mean(losses[:10])), "kl_last_10": float(np.mean(losses[-10:]))} if losses else {}
+        )
+        rows.append({"n": n, "multiple": multiple, **asdict(found), **curve})
         student.load(store.rounded(student.params()))
         tuned = student.to_split_model()
         name = f"{options.model}-photos-n{n}.npz"
