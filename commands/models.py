@@ -24,12 +24,32 @@ SUMMARY = "list the registered models (plug-ins included) with their size and sp
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--branches", type=int, default=2, metavar="N", help="plan each model for N branches")
     parser.add_argument("--multiple", type=int, default=8, help="channel counts per branch round to this (default 8)")
+    parser.add_argument(
+        "--fetch",
+        action="store_true",
+        help="first fetch the sample photos and ImageNet class names into the cache (pip download foolbox and "
+        "scikit-image wheels, npm pack @tensorflow-models/mobilenet; nothing is installed)",
+    )
     add_json_argument(parser, "the table")
 
 
 def execute(args: argparse.Namespace) -> int:
     check_output_path(args.json)
+    if args.fetch:
+        fetch_samples()
     return models(args.branches, args.multiple, args.json)
+
+
+def fetch_samples() -> None:
+    from ..framework.console import console
+    from ..zoo.imagenet_data import class_names, fetch, labelled_photos
+
+    data = fetch()
+    photos = sorted(data.photos.iterdir())
+    console.print(
+        f"fetched into {data.root}: {len(labelled_photos(data))} labelled ImageNet photos ({data.labelled.name}/), "
+        f"{len(photos)} scikit-image photos ({data.photos.name}/), {len(class_names(data))} class names"
+    )
 
 
 @dataclass(frozen=True)

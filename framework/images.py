@@ -30,12 +30,15 @@ class Preprocessing:
 
     ``pixel`` is 0..255. ImageNet models (the default) take ``divisor`` 255 and the ImageNet
     mean and std; EfficientNet-Lite takes ``(pixel - 127) / 128`` (divisor 1, mean 127, std 128).
+    ``crop``: resize the short side and centre-crop (the default), or resize the whole image to
+    the input size (how EfficientNet-Lite's published accuracy was measured).
     """
 
     name: str
     divisor: float
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    crop: bool = True
 
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) pixels 0..255 -> (1, 3, H, W) float32, normalised."""
@@ -118,11 +121,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 
 def preprocess(image: Image.Image, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> np.ndarray:
-    """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop, normalise."""
+    """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop (or resize whole), normalise."""
     _, channels, height, width = input_shape
     if channels != 3:
         raise SplitnetError(f"the model expects {channels} channels, images give 3", "use an RGB model")
     image = _to_rgb(image)
+    if not preprocessing.crop:
+        return preprocessing.normalise(np.asarray(image.resize((width, height), Image.BILINEAR)))
     scale = 256 / 224 if min(height, width) >= 128 else 1.0
     short = round(max(height, width) * scale)
     w, h = image.size

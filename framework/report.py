@@ -13,6 +13,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from .predictions import render_predictions
 from .verify import FAIL, PASS, Check
 
 COLUMNS = {
@@ -111,6 +112,7 @@ class RunReport:
     audit: dict = field(default_factory=dict)  # --audit K: every, frames audited, mismatches, max_abs_diff
     notes: tuple[str, ...] = ()  # one line each: what kept failed boards from coming back (the tracker gone)
     host_heads: int = 0  # coded policy: frames whose head ran on the host (more blocks lost than parity recovers)
+    predictions: tuple[dict, ...] = ()  # --images: per image, ImagePrediction fields (framework/predictions.py)
 
     @property
     def ok(self) -> bool:
@@ -246,6 +248,8 @@ def render(report: RunReport, console: Console) -> None:
     for check in report.checks:
         checks.add_row(check.name, check.value, _status(check.status), check.detail)
     console.print(checks)
+    if report.predictions:
+        render_predictions(report.predictions, console)
     stages = ", ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     console.print(f"stages: {stages}; compiled {report.compiled_parts} parts, {report.cache_hits} from cache")
 

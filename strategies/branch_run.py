@@ -11,6 +11,7 @@ wires them together, times them and shows progress. Boards started here are alwa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from dataclasses import dataclass
 
 import mxnet as mx
@@ -28,6 +29,7 @@ from ..runtime.inventory_file import resolve_inventory
 from ..runtime.policies import DEFAULT_POLICY
 from ..zoo import load_reference
 from .branch_frames import compute_s, run_frames
+from .branch_predictions import board_predictions
 from .branch_report import Inputs, checks, run_report
 from .deploy import Deployment, close_sessions, deploy, place_branches
 from .options import RunOptions
@@ -103,4 +105,7 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
     inputs = Inputs(options, reference, inventory, frame_list, image_source, tuned)
     found = checks(inputs, split, timed, split_logits, ref_logits)
     report = run_report(inputs, deployment, timed, compute, probes, chaos, found, watch.seconds, fleet.tracker_events)
+    if options.images is not None:
+        shown = board_predictions(frame_list, reference.classes, timed, split_logits, ref_logits)
+        report = dataclasses.replace(report, predictions=shown)
     return BranchRun(report, split, split_logits, ref_logits)

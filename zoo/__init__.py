@@ -1,5 +1,6 @@
 """Reference models by name (``get_model("resnet18_v1", classes=1000)``)."""
 
+from . import efficientnet as _efficientnet  # noqa: F401  (registers EfficientNet-Lite0 and a tiny one)
 from . import mobilenet as _mobilenet  # noqa: F401  (registers the MobileNet v1 family)
 from . import resnet as _resnet  # noqa: F401  (registers the ResNet v1 family)
 from . import vgg as _vgg  # noqa: F401  (registers the VGG family)

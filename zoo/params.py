@@ -128,6 +128,16 @@ def _seeded_init(block: mx.gluon.HybridBlock, spec: ModelSpec, seed: int) -> Non
             param.set_data(mx.nd.array(rng.normal(0.0, 0.1, size=shape)))
 
 
+def _load_params(block: mx.gluon.HybridBlock, path: Path, name: str) -> None:
+    try:
+        block.load_parameters(str(path), ctx=mx.cpu(), cast_dtype=True, dtype_source="current")
+    except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as exc:
+        raise SplitnetError(
+            f"params file {path} does not hold {name}'s weights ({' '.join(str(exc).split())[:120]})",
+            "point its manifest entry at the right file, or remove the entry",
+        ) from None
+
+
 def load_reference(
     name: str, classes: int | None = None, seed: int = DEFAULT_SEED, directory: Path | None = None
 ) -> Reference:
@@ -139,6 +149,11 @@ def load_reference(
     block = spec.factory(classes)
     directory = params_dir() if directory is None else directory
     entry = _manifest_entry(directory, name, classes)
+    if entry is None and spec.published_weights is not None and classes == spec.classes:
+        path, source = spec.published_weights(classes)
+        _load_params(block, Path(path), name)
+        block.hybridize(static_alloc=False)
+        return Reference(spec=spec, block=block, classes=classes, source=source, trained=True)
     if entry is None:
         _seeded_init(block, spec, seed)
         source, trained = f"seeded init (seed {seed})", False
@@ -148,13 +163,7 @@ def load_reference(
         )
     else:
         path = verified_file(directory, entry)
-        try:
-            block.load_parameters(str(path), ctx=mx.cpu(), cast_dtype=True, dtype_source="current")
-        except (mx.base.MXNetError, AssertionError, ValueError, KeyError) as exc:
-            raise SplitnetError(
-                f"params file {path} does not hold {name}'s weights ({' '.join(str(exc).split())[:120]})",
-                "point its manifest entry at the right file, or remove the entry",
-            ) from None
+        _load_params(block, path, name)
         source, trained = f"{path.name} (sha256 verified)", True
     block.hybridize(static_alloc=False)
     return Reference(spec=spec, block=block, classes=classes, source=source, trained=trained)

@@ -25,7 +25,9 @@ class ModelSpec:
 
     ``family`` lets partitioners claim models (``resnet_v1``); ``input_shape`` is NCHW for one
     frame; ``factory(classes)`` returns an *uninitialised* Gluon HybridBlock; ``preprocessing``
-    is how its input pixels are normalised (frames, data sets and the Python API apply it).
+    is how its input pixels are normalised (frames, data sets and the Python API apply it);
+    ``published_weights(classes)``, when set, returns ``(params file, provenance line)`` of
+    weights someone published (ImageNet's, say), used when ``params/`` has none.
     """
 
     name: str
@@ -35,6 +37,7 @@ class ModelSpec:
     factory: Callable[[int], object]
     description: str = ""
     preprocessing: Preprocessing = IMAGENET
+    published_weights: Callable[[int], tuple[object, str]] | None = None
 
 
 def model_items(loaded: object) -> list[tuple[str, object]]:
