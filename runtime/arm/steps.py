@@ -321,8 +321,8 @@ def plan(cpp: tuple[str, ...], rpi4: bool) -> list[Step]:
     if rpi4:
         steps.append(Step("binfmt", "binfmt_misc for mmdebstrap", _binfmt_done, _binfmt))
     if cpp:
-        steps.append(Step("tools", "cmake >= 3.26", lambda p: p.cmake.exists(), _tools))
         steps.append(Step("source", "TVM source", _source_done, _source))
+        steps.append(Step("tools", "cmake >= 3.26", lambda p: p.cmake.exists(), _tools))
         steps.extend(cpp_step(arch) for arch in cpp)
     if rpi4:
         steps.append(
