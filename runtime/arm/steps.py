@@ -103,7 +103,8 @@ def sh(step: str, argv: list[str], ctx: Context, fix: str, env: dict | None = No
                 f"setup step {step}: no network (a download failed; log: {log})",
                 "connect this machine to the package mirrors, or run where they are reachable",
             )
-        tail = " | ".join(line.strip() for line in text.strip().splitlines()[-2:])[:200]
+        said = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")]
+        tail = " | ".join(said[-2:])[:200] or "no output"
         raise SplitnetError(f"setup step {step} failed (exit {proc.returncode}: {tail}; log: {log})", fix)
     return log.read_text(errors="replace")
 
