@@ -106,3 +106,26 @@ def test_killed_qemu_board_is_replaced_by_a_spare(tmp_path, no_leaked_boards):
     assert [f["board"] for f in report["faults"]] == ["pynq0"], report["faults"]
     assert report["frames_degraded"] == 0
     check_fidelity(report)
+
+
+def test_tune_on_qemu_boards_and_the_run_applies_it(tmp_path, no_leaked_boards):
+    need(PATHS.cpp_ready("armhf"), "the armhf C++ RPC server")
+    out = tmp_path / "tuning"
+    proc = splitrun(
+        "tune", "--inventory", "two-pynq-qemu", "--model", "resnet_tiny", "--branches", "2",
+        "--trials", "4", "--batch", "2", "--out", str(out), timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    said = proc.stdout + proc.stderr
+    assert "candidates are timed on the boards" in said and "under qemu" in said
+    (folder,) = [p for p in out.iterdir() if p.name.endswith("cortex-a9_1core")]
+    assert json.loads((folder / "key.json").read_text())["records"] >= 1
+    runs = tmp_path / "run.json"
+    proc = splitrun(
+        "--inventory", "two-pynq-qemu", "--model", "resnet_tiny", "--branches", "2", "--runs", "2", "--warmup", "1",
+        "--json", str(runs), env={"SPLITNET_TUNING_DIR": str(out)}, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(runs.read_text())
+    assert all(f"{b}: tuned" in line for b, line in zip(("branch0", "branch1"), report["tuning"], strict=False))
+    check_fidelity(report)
