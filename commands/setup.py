@@ -90,4 +90,6 @@ def execute(args: argparse.Namespace) -> int:
         if ok
     ]
     out.print(f"ready under qemu: {', '.join(ready) or 'nothing'}")
+    if paths.root != ArmPaths.default().root:
+        out.print(f"boards look in {ArmPaths.default().root}: set SPLITNET_ARM_CACHE={paths.root} to use this set-up")
     return 0
