@@ -129,3 +129,46 @@ def test_tune_on_qemu_boards_and_the_run_applies_it(tmp_path, no_leaked_boards):
     report = json.loads(runs.read_text())
     assert report["tuning"][0].startswith("branch0, branch1: tuned: database resnet_tiny"), report["tuning"]
     check_fidelity(report)
+
+
+def _cmdline(pid: int) -> str:
+    import psutil
+
+    try:
+        return " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return ""
+
+
+def test_qemu_boards_die_with_a_killed_splitrun():
+    """SIGKILL splitrun once its qemu boards are up: qemu, tvm_rpc and the Python
+    server's popen_worker (started under qemu through the wrapper) are all gone within 5 s."""
+    need(PATHS.cpp_ready("armhf"), "the armhf C++ RPC server")
+    need(PATHS.python_ready(), "the rpi4 arm64 user space")
+    import time
+
+    from conftest import rpc_processes, splitrun_popen
+
+    args = ("--inventory", "pynq-rpi4-qemu", "--model", "resnet_tiny", "--runs", "100000", "--depth", "1")
+    with splitrun_popen(*args) as proc:
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline and proc.poll() is None:
+                if sum("qemu" in _cmdline(p) for p in rpc_processes(owner=proc.pid)) >= 3:  # servers + a worker
+                    break
+                time.sleep(0.5)
+            time.sleep(2.0)  # frames under way
+            before = rpc_processes(owner=proc.pid)
+            seen = [_cmdline(p) for p in before]
+            assert len(before) >= 4 and proc.poll() is None, (seen, proc.poll())
+        finally:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 5.0
+    while rpc_processes(owner=proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = rpc_processes(owner=proc.pid)
+    for pid in left:
+        os.kill(pid, 9)
+    assert not left, f"still running 5 s after SIGKILL of splitrun: {sorted(left)}"
+    print(f"{len(before)} processes ({sum('qemu' in c for c in seen)} under qemu), all gone after SIGKILL")
