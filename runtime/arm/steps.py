@@ -39,7 +39,6 @@ WHEELS = (
     "cloudpickle",
     "typing_extensions",
 )
-BINFMT = Path("/proc/sys/fs/binfmt_misc")
 _OFFLINE = re.compile(
     r"Temporary failure resolving|Could not resolve|Network is unreachable|No route to host|"
     r"Failed to establish a new connection|Name or service not known"
@@ -109,7 +108,7 @@ def sh(step: str, argv: list[str], ctx: Context, fix: str, env: dict | None = No
     return log.read_text(errors="replace")
 
 
-# -- host packages and binfmt_misc ----------------------------------------------------------------
+# -- host packages ----------------------------------------------------------------------------------
 def _missing_packages() -> list[str]:
     return [pkg for pkg, path in APT_PACKAGES.items() if not Path(path).exists()]
 
@@ -129,23 +128,6 @@ def _apt(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
     got = re.findall(r"Need to get ([\d.,]+) ([kM])B", out)
     mb = sum(float(v.replace(",", "")) / (1000 if unit == "k" else 1) for v, unit in got)
     return f"apt-get install {' '.join(missing)}", mb
-
-
-def _binfmt_done(paths: ArmPaths) -> bool:
-    return (BINFMT / "qemu-aarch64").exists()
-
-
-def _binfmt(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
-    """mmdebstrap runs the arm64 packages' scripts, so the kernel must hand ARM programs to qemu."""
-    fix = "run as root where /proc/sys/fs/binfmt_misc can be mounted, or skip the rpi4 user space (--no-rpi4)"
-    if not (BINFMT / "register").exists():
-        sh("binfmt", ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], ctx, fix)
-    conf = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
-    try:
-        (BINFMT / "register").write_text(conf.read_text())
-    except OSError as exc:
-        raise SplitnetError(f"setup step binfmt: cannot register qemu-aarch64 ({exc.strerror})", fix) from None
-    return "registered qemu-aarch64 (undo: echo -1 > /proc/sys/fs/binfmt_misc/qemu-aarch64)", 0.0
 
 
 # -- the C++ server ---------------------------------------------------------------------------------
@@ -244,7 +226,7 @@ def cpp_step(arch: str) -> Step:
 
 # -- the rpi4's arm64 user space and the Python server ----------------------------------------------
 def _userspace(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
-    fix = "check apt's sources and binfmt_misc (qemu-aarch64 registered), or skip it with --no-rpi4"
+    fix = "check apt's sources (the arm64 packages come from the same mirror), or skip it with --no-rpi4"
     sources = [
         p
         for p in (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -257,7 +239,7 @@ def _userspace(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
         [
             "mmdebstrap",
             "--arch=arm64",
-            "--variant=essential",
+            "--variant=extract",  # unpacked, no package scripts: nothing ARM runs, no binfmt_misc needed
             "--include=python3,libstdc++6,libgcc-s1",
             "bookworm",
             str(tmp),
@@ -268,7 +250,7 @@ def _userspace(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
     )
     shutil.rmtree(paths.sysroot, ignore_errors=True)
     tmp.rename(paths.sysroot)
-    return "arm64 Debian bookworm with python3 (mmdebstrap)", disk_mb(paths.sysroot)
+    return "arm64 Debian bookworm python3, unpacked (mmdebstrap)", disk_mb(paths.sysroot)
 
 
 def _wheels_done(paths: ArmPaths) -> bool:
@@ -319,8 +301,6 @@ def _wheels(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
 def plan(cpp: tuple[str, ...], rpi4: bool) -> list[Step]:
     """The steps for ``--cpp`` architectures and (unless ``--no-rpi4``) the rpi4 Python server."""
     steps = [Step("host-packages", "qemu, cross compilers, mmdebstrap, ninja", lambda p: not _missing_packages(), _apt)]
-    if rpi4:
-        steps.append(Step("binfmt", "binfmt_misc for mmdebstrap", _binfmt_done, _binfmt))
     if cpp:
         steps.append(Step("source", "TVM source", _source_done, _source))
         steps.append(Step("tools", "cmake >= 3.26", lambda p: p.cmake.exists(), _tools))
