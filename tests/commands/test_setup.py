@@ -80,3 +80,10 @@ def test_a_second_run_does_nothing_and_says_so():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nothing to do: every step was already done" in proc.stdout
     assert proc.stdout.count("already done") >= 6
+
+
+def test_no_network_is_said_as_such(tmp_path):
+    offline = "echo \"Temporary failure resolving 'deb.debian.org'\"; exit 100"
+    with pytest.raises(SplitnetError) as err:
+        steps.sh("host-packages", ["sh", "-c", offline], Context(None, tmp_path), "check apt's sources")
+    assert str(err.value).startswith("setup step host-packages: no network")
