@@ -51,6 +51,7 @@ class BoardRow:
             "target": board.describe(),
             "local": board.local,
             "emulated": board.emulated,
+            "emulation": board.emulation_mode,
             "registered": self.status.registered,
             "address": self.status.address,
             "free_under_key": self.status.key_free,

@@ -15,10 +15,10 @@ import warnings
 from importlib.metadata import version
 
 from ..framework.errors import SplitnetError
-from . import accuracy, boards, compare, distill, models, run, train, tune
+from . import accuracy, boards, compare, distill, models, run, setup, train, tune
 from .common import EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, ArgumentParser, interrupted, mark_interrupted
 
-COMMANDS = {module.NAME: module for module in (run, boards, tune, train, distill, models, accuracy, compare)}
+COMMANDS = {module.NAME: module for module in (run, boards, tune, train, distill, models, accuracy, compare, setup)}
 DEFAULT_COMMAND = run.NAME
 
 

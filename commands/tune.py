@@ -4,13 +4,16 @@
 
 The target is the build target of the inventory's boards (the default inventory's emulated
 PYNQ boards build for this host's CPU, one core each), or ``--target``. Candidates are timed
-on this machine, so the target must be one that runs here. Ctrl-C keeps what was measured:
+on this machine when the target runs here; when it does not (ARM boards, under qemu or
+real), they are timed on the inventory's boards through the tracker (MetaSchedule's RPC
+runner), and only the branches are tuned (the head runs on the host). Ctrl-C keeps what was measured:
 the database is written with the best records so far, and ``--resume`` goes on from there.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -97,11 +100,14 @@ def execute(args: argparse.Namespace) -> int:
     if args.batch < 1:
         raise SplitnetError(f"--batch must be at least 1, got {args.batch}", "e.g. --batch 16")
     target = _target(args)
+    boards_inventory = None
     if not runs_here(target):
-        raise SplitnetError(
-            f"candidates are timed on this machine, and {describe(target)} cannot run here",
-            "tune on a machine of the board's architecture, or pass --target x86",
-        )
+        if args.target is not None or args.inventory is None:
+            raise SplitnetError(
+                f"candidates are timed on this machine, and {describe(target)} cannot run here",
+                "pass --inventory with boards of that target (they time the candidates), or --target x86",
+            )
+        boards_inventory = _tuning_boards(args.inventory)
     if "num-cores" not in target:  # MetaSchedule sizes its parallel loops by it
         raise SplitnetError(
             f"--target {describe(target)} does not say how many cores the board has",
@@ -116,7 +122,6 @@ def execute(args: argparse.Namespace) -> int:
         ) from None
     from ..partitioners import partition
     from ..strategies.request import SplitRequest
-    from ..tuning.tuner import tune
     from ..zoo import load_reference
 
     request = SplitRequest.of(args.model, args.branches, args.widths, args.multiple)
@@ -142,8 +147,9 @@ def execute(args: argparse.Namespace) -> int:
 
         def on_tasks(tasks, state) -> None:
             shared = sum(t.weight for t in tasks)
+            head = "" if boards_inventory is not None else " + head"
             console.print(
-                f"{len(tasks)} distinct tasks ({shared} kernel calls per frame over {args.branches} branches + head); "
+                f"{len(tasks)} distinct tasks ({shared} kernel calls per frame over {args.branches} branches{head}); "
                 f"{state.trials_done} trials already measured"
             )
             progress.update(bar, completed=min(state.trials_done, args.trials))
@@ -156,18 +162,11 @@ def execute(args: argparse.Namespace) -> int:
             )
 
         try:
-            folder = tune(
-                [*split.branches, split.head],
-                key,
-                root,
-                args.trials,
-                per_task=args.per_task,
-                per_batch=args.batch,
-                resume=args.resume,
-                seed=args.seed,
-                report=report,
-                on_tasks=on_tasks,
-            )
+            fleet = None
+            if boards_inventory is not None:
+                fleet = _start_boards(boards_inventory, args.wait)
+            with fleet or contextlib.nullcontext():
+                folder = _tune(args, split, key, root, report, on_tasks, fleet, boards_inventory)
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt) or interrupted():
                 console.print(f"interrupted: the best records so far are kept; continue with: {resume}")
@@ -179,3 +178,55 @@ def execute(args: argparse.Namespace) -> int:
         "splitrun applies it to every matching build"
     )
     return 0
+
+
+def _tuning_boards(spec: str):
+    """The inventory whose boards time the candidates; they must share one tracker key."""
+    from ..runtime.inventory_file import resolve_inventory
+
+    inventory = resolve_inventory(spec)
+    keys = inventory.keys
+    if len(keys) != 1:
+        raise SplitnetError(
+            f"the inventory's boards register under {len(keys)} keys ({', '.join(keys)})",
+            "tune with an inventory whose boards share one key",
+        )
+    return inventory
+
+
+def _start_boards(inventory, wait_s: float):
+    from ..framework.console import console
+    from ..runtime.fleet import Fleet
+
+    fleet = Fleet(inventory, wait_s=wait_s)
+    with console.status("starting the boards that time the candidates"):
+        fleet.start()
+    modes = ", ".join(f"{b.name} ({b.describe()})" for b in inventory.boards)
+    console.print(f"candidates are timed on the boards: {modes}", highlight=False)
+    if inventory.under_qemu:
+        console.print("[yellow]boards under qemu: the times that rank candidates are the emulator's[/]")
+    return fleet
+
+
+def _tune(args, split, key, root, report, on_tasks, fleet, inventory) -> Path:
+    from ..tuning.board_runner import Boards
+    from ..tuning.tuner import tune
+
+    boards = None
+    parts = [*split.branches, split.head]
+    if fleet is not None:  # the head runs on the host, never on these boards: only branches
+        boards = Boards(fleet.host, fleet.port, inventory.keys[0], len(inventory.boards))
+        parts = list(split.branches)
+    return tune(
+        parts,
+        key,
+        root,
+        args.trials,
+        per_task=args.per_task,
+        per_batch=args.batch,
+        resume=args.resume,
+        seed=args.seed,
+        report=report,
+        on_tasks=on_tasks,
+        boards=boards,
+    )

@@ -99,6 +99,7 @@ class RunReport:
     faults: tuple[dict, ...] = ()  # FaultEvent fields: frame, board, kind, detail, detected_ms, part, action, ...
     frames: int = 0  # every frame sent (verify pass, warm-up, timed)
     frames_degraded: int = 0
+    emulation: dict[str, str] = field(default_factory=dict)  # board -> qemu / host (stand-in) / native
     worst_frame_ms: float = 0.0
     dead_boards: tuple[str, ...] = ()
     parity_decodes: int = 0  # coded policy: head outputs decoded from the parity block
@@ -155,6 +156,12 @@ def render(report: RunReport, console: Console) -> None:
         console.print(
             "[yellow]emulated boards: their branches run on local TVM RPC servers built for this host's CPU "
             "(ARM code cannot run here)[/]"
+        )
+    qemu = [name for name, mode in report.emulation.items() if mode == "qemu"]
+    if qemu:
+        console.print(
+            f"[yellow]boards under qemu: {', '.join(qemu)} run real ARM code on real ARM RPC servers in qemu "
+            "user-mode emulation; their times are the emulator's, not the boards'[/]"
         )
     boards = Table(title="Boards", title_justify="left")
     for column in ("board", "target", "address", "speed", "branches"):

@@ -23,6 +23,7 @@ from ..framework.artifact import CompiledArtifact, to_tensors
 from ..framework.errors import SplitnetError
 from .guard import Skipped, submit
 from .inventory import Board
+from .load_refusal import refusal
 
 SESSION_TIMEOUT_S = 0  # the server keeps a session while we hold it; the runtime closes it
 REQUEST_TIMEOUT_S = 60.0
@@ -145,7 +146,13 @@ class BoardSession:
                 # TVM's upload(path) leaves its file open (a ResourceWarning whose traceback would pin
                 # this session); handing it the bytes avoids that.
                 self.session.upload(bytearray(artifact.path.read_bytes()), target=remote_name)
-                lib = self._libraries[remote_name] = self.session.load_module(remote_name)
+                try:
+                    lib = self._libraries[remote_name] = self.session.load_module(remote_name)
+                except Exception as exc:  # a board that refuses the build says why, in one line
+                    refused = refusal(self.board, remote_name, exc)
+                    if refused is None:
+                        raise
+                    raise refused from None
             module = RemoteModule(self, lib, artifact, bound)
         self._modules.append(module)
         return module

@@ -4,18 +4,25 @@ Inventories come from YAML (:mod:`inventory_file`); the built-in default is the 
 configuration, two PYNQ-Z1 boards under key ``pynq``, emulated by local RPC servers. A local
 board whose target cannot run on this host (ARM on x86, say) is *emulated*: its branch is
 built for this host's CPU with the board's core count, and every report says so, because
-nothing here can execute ARM code.
+nothing here can execute ARM code. Once ``splitrun setup arm`` has run, a local ARM board
+runs *under qemu* instead (``emulation: auto``, the default): a real ARM RPC server, and its
+branch built for the board's own target (:mod:`arm`). ``emulation: host`` keeps the stand-in;
+``SPLITNET_EMULATION`` (``host`` or ``qemu``) decides for every board left at ``auto``.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 from ..framework.targets import describe, host_target, runs_here
+from .arm.paths import ArmPaths, arch_of
 
 DEFAULT_KEY = "pynq"
 LOOPBACK = "127.0.0.1"
 DEFAULT_TRACKER_PORT = 9190  # TVM's usual tracker port, used when only a host is given
+EMULATIONS = ("auto", "qemu", "host")
+EMULATION_ENV = "SPLITNET_EMULATION"
 
 
 @dataclass(frozen=True)
@@ -47,11 +54,39 @@ class Board:
     host: str = LOOPBACK  # local boards: the address its server listens on
     netns: str | None = None  # local boards: the network namespace its server runs in
     preset: str | None = None
+    emulation: str = "auto"  # local ARM boards: auto (qemu when set up), qemu, host (stand-in)
+
+    @property
+    def foreign(self) -> bool:
+        """A local board whose code cannot run natively on this host."""
+        return self.local and not runs_here(self.target)
+
+    @property
+    def wanted_emulation(self) -> str:
+        if self.emulation == "auto" and os.environ.get(EMULATION_ENV) in ("host", "qemu"):
+            return os.environ[EMULATION_ENV]
+        return self.emulation
+
+    @property
+    def qemu_server(self) -> str | None:
+        """The ARM server this board runs under qemu (``cpp-armhf``, ``python-aarch64``), or None."""
+        if not self.foreign or self.wanted_emulation == "host" or arch_of(self.target) is None:
+            return None
+        return ArmPaths.default().server_for(self.target)
+
+    @property
+    def under_qemu(self) -> bool:
+        return self.qemu_server is not None
 
     @property
     def emulated(self) -> bool:
-        """A local board standing in for hardware whose code cannot run here."""
-        return self.local and not runs_here(self.target)
+        """A local board standing in for hardware whose code cannot run here (the host stand-in)."""
+        return self.foreign and not self.under_qemu
+
+    @property
+    def emulation_mode(self) -> str:
+        """What the reports say: ``qemu``, ``host`` (stand-in) or ``native``."""
+        return "qemu" if self.under_qemu else "host" if self.foreign else "native"
 
     @property
     def build_target(self) -> dict:
@@ -71,6 +106,8 @@ class Board:
 
     def describe(self) -> str:
         what = self.preset or describe(self.target)
+        if self.under_qemu:
+            return f"{what} ({arch_of(self.target)} under qemu)"
         return f"{what} (emulated on this host)" if self.emulated else what
 
 
@@ -116,3 +153,7 @@ class Inventory:
     @property
     def emulated(self) -> bool:
         return any(b.emulated for b in self.boards)
+
+    @property
+    def under_qemu(self) -> bool:
+        return any(b.under_qemu for b in self.boards)

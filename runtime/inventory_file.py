@@ -28,7 +28,8 @@ import yaml
 
 from ..framework.errors import SplitnetError
 from ..framework.targets import EXPORT_FORMATS, check_target
-from .inventory import DEFAULT_TRACKER_PORT, LOOPBACK, Board, Inventory, Link, Tracker
+from .arm.paths import arch_of
+from .inventory import DEFAULT_TRACKER_PORT, EMULATIONS, LOOPBACK, Board, Inventory, Link, Tracker
 from .inventory_schema import (
     BOARD,
     LINK,
@@ -147,6 +148,12 @@ def _board(index: int, raw, problems: Problems) -> Board | None:
                 problems.add(f"{where}{key}", "only applies to local boards", "add local: true or remove it")
     if local:
         check_host(data.get("host", LOOPBACK), data.get("netns"), where, problems)
+    emulation = data.get("emulation", "auto")
+    if emulation not in EMULATIONS:
+        problems.add(f"{where}emulation", f"unknown emulation {emulation!r}", f"use one of {', '.join(EMULATIONS)}")
+    arm = preset.target(cores) if preset else target if isinstance(target, dict) else {}
+    if emulation == "qemu" and arch_of(arm) is None:
+        problems.add(f"{where}emulation", "qemu runs ARM boards only, and this target is not ARM", "remove it")
     memory = memory_mb(data["memory"], f"{where}memory", problems) if "memory" in data else None
     link = _link(data["link"], where, problems) if "link" in data else None
     if len(problems.found) > count:
@@ -165,6 +172,7 @@ def _board(index: int, raw, problems: Problems) -> Board | None:
         host=data.get("host", LOOPBACK),
         netns=data.get("netns"),
         preset=preset.name if preset else None,
+        emulation=emulation,
     )
 
 

@@ -31,12 +31,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
+from .arm.launch import Launch, server_launch
+from .arm.paths import ArmPaths
 from .board_session import tracker_summary
 from .cpu_quota import CpuQuota
 from .inventory import LOOPBACK, Board
 from .lifeline import OWNER_ENV, forget, spawn
 
 START_TIMEOUT_S = 60.0
+QEMU_START_TIMEOUT_S = 180.0  # the Python server under qemu imports TVM in ~10 s when idle
 STOP_GRACE_S = 3.0
 _LIVE: set[LocalCluster] = set()
 
@@ -260,7 +263,10 @@ class LocalCluster:
         core: int | None = None,
         netns: str | None = None,
         quota: CpuQuota | None = None,
+        command: list[str] | None = None,
+        cwd: Path | None = None,
     ):
+        """``python -m ARGS`` (or ``command`` as it is), in its own session, logged."""
         log = open(self._log_dir / log_name, "wb")  # noqa: SIM115 (the child owns it)
 
         def setup() -> None:  # runs in the child before exec: its children inherit all of it
@@ -272,8 +278,9 @@ class LocalCluster:
 
         prefix = ["ip", "netns", "exec", netns] if netns else []
         proc = spawn(  # its own session, and it dies with this process whatever kills it (lifeline)
-            [*prefix, sys.executable, "-m", *args],
+            [*prefix, *(command or [sys.executable, "-m", *args])],
             stdout=log,
+            cwd=cwd,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {}), OWNER_ENV: str(os.getpid())},
@@ -311,6 +318,23 @@ class LocalCluster:
 
     def _start_server(self, board: Board, core: int | None) -> tuple[LocalServer, subprocess.Popen]:
         port = free_port(board.host) if board.netns is None else _free_port_in(board.netns, board.host)
+        quota = self._quota_of.get(board.name)  # a restarted board keeps its own
+        if quota is None and board.cpu_quota is not None:
+            quota = self._quota_of[board.name] = CpuQuota(board.name, board.cpu_quota)
+            self._quotas.append(quota)
+        if board.under_qemu or board.wanted_emulation == "qemu":
+            launch = self._arm_launch(board, port)
+            proc = self._spawn(
+                [],
+                f"{board.name}.log",
+                env=launch.env,
+                core=core,
+                netns=board.netns,
+                quota=quota,
+                command=launch.argv,
+                cwd=launch.cwd,
+            )
+            return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
         args = [
             "tvm.exec.rpc_server",
             "--host",
@@ -325,16 +349,28 @@ class LocalCluster:
             board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
-        quota = self._quota_of.get(board.name)  # a restarted board keeps its own
-        if quota is None and board.cpu_quota is not None:
-            quota = self._quota_of[board.name] = CpuQuota(board.name, board.cpu_quota)
-            self._quotas.append(quota)
         proc = self._spawn(args, f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota)
         return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
 
+    def _arm_launch(self, board: Board, port: int) -> Launch:
+        """A real ARM server under qemu (:mod:`arm.launch`); ``emulation: qemu`` without the set-up fails."""
+        kind = board.qemu_server
+        if kind is None:
+            raise SplitnetError(
+                f"board {board.name} asks for emulation: qemu, but the ARM set-up for its target is absent "
+                f"(looked in {ArmPaths.default().root})",
+                "run splitrun setup arm (as root), or set emulation: auto",
+            )
+        workdir = self._log_dir / f"{board.name}-work-{port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        tracker = f"{self.host}:{self.tracker_port}"
+        return server_launch(kind, ArmPaths.default(), board.host, port, tracker, board.key, board.cores, workdir)
+
     def _wait_registered(self) -> None:
         expected = {(s.board.host, s.port) for s in self.servers}
-        deadline = time.monotonic() + START_TIMEOUT_S
+        qemu = any(s.board.under_qemu for s in self.servers)
+        timeout = QEMU_START_TIMEOUT_S if qemu else START_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for server, proc in zip(self.servers, self._server_procs, strict=True):
                 if proc.poll() is not None:
@@ -347,7 +383,7 @@ class LocalCluster:
                 return
             time.sleep(0.2)
         raise SplitnetError(
-            f"local boards did not register with the tracker in {START_TIMEOUT_S:.0f} s",
+            f"local boards did not register with the tracker in {timeout:.0f} s",
             f"run python -m tvm.exec.query_rpc_tracker --host {self.host} --port {self.tracker_port}",
         )
 

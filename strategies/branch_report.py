@@ -122,6 +122,7 @@ def run_report(
         inventory=inventory.description or inventory.source,
         inventory_source=inventory.source,
         emulated=inventory.emulated,
+        emulation={b.name: b.emulation_mode for b in inventory.boards if b.local},
         target=", ".join(dict.fromkeys(b.target for b in branch_reports)),
         placement=placement.strategy,
         board_speeds=dict(placement.speeds),

@@ -25,6 +25,18 @@ def _isolated_cache(tmp_path_factory):
     yield path
 
 
+@pytest.fixture(autouse=True)
+def _host_stand_ins(request, monkeypatch):
+    """Local ARM boards stay host stand-ins outside tests marked ``arm``.
+
+    Once ``splitrun setup arm`` has run, ``emulation: auto`` boards run real ARM servers under
+    qemu (12-16x slower, one session at a time for the C++ server); every other test was
+    written for, and is timed against, the host stand-in.
+    """
+    if request.node.get_closest_marker("arm") is None and "SPLITNET_EMULATION" not in os.environ:
+        monkeypatch.setenv("SPLITNET_EMULATION", "host")
+
+
 @pytest.fixture(scope="session")
 def tiny_reference():
     from splitnet.zoo import load_reference

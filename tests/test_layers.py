@@ -65,7 +65,7 @@ def test_the_cli_root_only_wires_the_commands():
     from splitnet.commands.cli import COMMANDS, build_parser
 
     assert len((ROOT / "commands" / "cli.py").read_text().splitlines()) < 100
-    assert set(COMMANDS) == {"run", "boards", "models", "tune", "train", "distill", "accuracy", "compare"}
+    assert set(COMMANDS) == {"run", "boards", "models", "tune", "train", "distill", "accuracy", "compare", "setup"}
     for name, module in COMMANDS.items():
         assert module.SUMMARY and callable(module.add_arguments) and callable(module.execute)
         assert build_parser(name).prog.startswith("splitrun")

@@ -15,7 +15,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..framework.targets import describe, target_key
+from ..framework.targets import describe, runs_here, target_key
 
 TUNING_DIR_ENV = "SPLITNET_TUNING_DIR"
 KEY_FILE = "key.json"
@@ -138,7 +138,9 @@ def find_database(key: TuningKey, root: Path | None = None) -> DatabaseMatch | N
 
 
 def untuned_note(key: TuningKey) -> str:
+    # A target that cannot run here is tuned on its boards: the command needs their inventory.
+    boards = "" if runs_here(key.target) else " --inventory INVENTORY (its boards time the candidates)"
     return (
         f"untuned: no tuning database for {key.model} N={key.n} on {describe(key.target)} "
-        f"(run: splitrun tune --model {key.model} --branches {key.n})"
+        f"(run: splitrun tune --model {key.model} --branches {key.n}{boards})"
     )

@@ -35,6 +35,7 @@ from ..framework.errors import SplitnetError
 from ..framework.quiet import quiet_native
 from ..framework.split_model import Part
 from ..framework.targets import to_tvm
+from .board_runner import Boards, board_runner
 from .fast_script import patch_tvmscript_stack, warm_worker
 from .key import DB_FILES, KEY_FILE, TuningKey
 
@@ -175,11 +176,13 @@ def tune(
     seed: int = 0,
     report: Callable[[TuneUpdate], None] = lambda update: None,
     on_tasks: Callable[[list[TuneTask], TuneState], None] = lambda tasks, state: None,
+    boards: Boards | None = None,
 ) -> Path:
     """Tune ``parts`` for ``key.target`` until ``trials`` trials in all have been measured.
 
     Returns the shipped database folder (``root/<key.folder_name>``), pruned to the best
     record per workload. Interrupted runs keep their history; pass ``resume=True`` to go on.
+    Candidates are timed on this machine, or with ``boards`` on those boards (:mod:`board_runner`).
     """
     work = work_folder(root, key)
     if not resume and work.exists():
@@ -229,7 +232,9 @@ def tune(
                         ),
                         stop,
                     ),
-                    runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, initializer=warm_worker),
+                    runner=ms.runner.LocalRunner(timeout_sec=RUN_TIMEOUT_S, initializer=warm_worker)
+                    if boards is None
+                    else board_runner(boards),
                     measure_callbacks=[
                         *ms.measure_callback.MeasureCallback.create("default"),
                         _progress_callback(tasks, state, state_path, trials, report),
