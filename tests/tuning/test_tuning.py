@@ -112,7 +112,10 @@ def test_tune_resume_and_apply(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "8 trials already measured" in second.stderr
     state = json.loads((out / WORK_FOLDER / folder.name / STATE_FILE).read_text())
-    assert state["trials_done"] == 16 and len(state["best_s"]) >= 2
+    # A round can hold fewer candidates than --batch (the uint8 frame's small elementwise front
+    # task has few distinct schedules) and MetaSchedule checks the budget between rounds, so a
+    # run may end up to one round past it.
+    assert 16 <= state["trials_done"] < 16 + 8 and len(state["best_s"]) >= 2
     assert json.loads((folder / KEY_FILE).read_text())["records"] >= 2
     shutil.rmtree(out / WORK_FOLDER)  # what ships is the pruned folder alone
     report = tmp_path / "r.json"
