@@ -16,6 +16,14 @@ Beside them:
   and ``of ceiling`` is the one divided by the other.
 * **MXNet and onnxruntime, one thread**, on the unsplit model and on one N=2 branch (the same
   graph the board runs), timed in this process.
+* **onnxruntime on the boards' cores**: what a user would run instead of splitnet: the
+  unsplit model in onnxruntime (one thread) in a process pinned to one core, as a board is:
+  single-frame latency and frames/s on one board, and every board running it at once (data
+  parallel, one process per core).
+* **the wire**: bytes per frame copied to the boards and copy milliseconds per frame
+  (``--wire uint8``, the default, or ``float32``), from the run's own counters.
+
+Under the tables, the targets of issue 16, each with met or missed.
 
 Every build uses the tuning database that matches it when one ships (the ``tuning`` column
 says which). Writes the figures as JSON too. Nothing here is a test: the targets in issue 4
@@ -31,6 +39,7 @@ os.environ.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -42,6 +51,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from splitnet.framework.errors import SplitnetError  # noqa: E402
+from splitnet.framework.wire import DEFAULT_WIRE, WIRES, with_wire  # noqa: E402
 from splitnet.strategies import RunOptions, run  # noqa: E402
 
 BRANCH_COUNTS = (1, 2, 4)
@@ -97,8 +107,90 @@ def peers(model: str, repeat: int) -> dict:
     return out
 
 
-def data_parallel(model: str, inventory: str | None, frames_per_board: int) -> dict:
-    """The unsplit model on every board at once, one frame each: frames/s over the wall time."""
+def _ort_model(model: str, path: Path) -> None:
+    """The unsplit model as an ONNX file onnxruntime treats fairly (weights as constants)."""
+    import onnx
+
+    from splitnet.framework.compile import to_onnx
+    from splitnet.partitioners import partition
+    from splitnet.zoo import load_reference
+
+    exported = to_onnx(partition(load_reference(model), 1).branches[0], path)
+    weights = {t.name for t in exported.graph.initializer}
+    inputs = [i for i in exported.graph.input if i.name not in weights]
+    del exported.graph.input[:]
+    exported.graph.input.extend(inputs)
+    onnx.save(exported, str(path))
+
+
+def ort_worker(path: str, core: int, frames: int, start_at: float) -> None:
+    """(A subprocess) onnxruntime, one thread, pinned to ``core``: print per-frame seconds and the wall span."""
+    import onnxruntime as ort
+
+    os.sched_setaffinity(0, {core})
+    ort.set_default_logger_severity(3)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    shape = session.get_inputs()[0].shape
+    xs = [np.random.RandomState(i).rand(*shape).astype(np.float32) for i in range(2)]
+    for x in xs:
+        session.run(None, {name: x})  # warm
+    time.sleep(max(start_at - time.time(), 0.0))
+    begin, times = time.time(), []
+    for i in range(frames):
+        t0 = time.perf_counter()
+        session.run(None, {name: xs[i % 2]})
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"begin": begin, "end": time.time(), "times": times}))
+
+
+def ort_on_boards(model: str, boards: int, frames: int) -> dict:
+    """onnxruntime unsplit on one pinned core, then on ``boards`` pinned cores at once (data parallel)."""
+    cores = sorted(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "unsplit.onnx"
+        _ort_model(model, path)
+
+        def workers(count: int) -> list[dict]:
+            start_at = time.time() + 8.0  # every worker loaded and warm by then
+            procs = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--ort-worker",
+                        str(path),
+                        str(cores[i % len(cores)]),
+                        str(frames),
+                        str(start_at),
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )  # fmt: skip
+                for i in range(count)
+            ]
+            return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+        (one,) = workers(1)
+        many = workers(boards)
+    latency = float(np.median(one["times"])) * 1000.0
+    span = max(w["end"] for w in many) - min(w["begin"] for w in many)
+    return {
+        "one_board_latency_ms": latency,
+        "one_board_fps": frames / (one["end"] - one["begin"]),
+        "boards": boards,
+        "data_parallel_fps": boards * frames / span,
+    }
+
+
+def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire: str = DEFAULT_WIRE) -> dict:
+    """The unsplit model on every board at once, one frame each: frames/s over the wall time.
+
+    Frames alternate between two images, so every frame is really copied to its board (a
+    board keeps the last frame it was sent), on the same wire as the split runs."""
     from splitnet.partitioners import partition
     from splitnet.runtime.fleet import Fleet
     from splitnet.runtime.inventory_file import resolve_inventory
@@ -106,22 +198,23 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int) -> d
     from splitnet.zoo import load_reference
 
     reference = load_reference(model)
-    unsplit = partition(reference, 1)
+    unsplit = with_wire(partition(reference, 1), wire, reference.spec.preprocessing)
     whole = unsplit.branches[0]
-    x = np.random.RandomState(0).rand(*reference.spec.input_shape).astype(np.float32)
+    pixels = [np.random.RandomState(i).randint(0, 256, reference.spec.input_shape).astype(np.uint8) for i in range(2)]
+    xs = pixels if wire == "uint8" else [reference.spec.preprocessing.apply(p) for p in pixels]
     inv = resolve_inventory(inventory)
     with Fleet(inv) as fleet:
         sessions = fleet.sessions()
         build = TunedBuilder(unsplit)  # the deploy path's builds: the matching tuning database
         modules = [board_session.load(build(whole, board_session.board)) for board_session in sessions.values()]
         for module in modules:
-            module(x)  # warm
+            module(xs[0])  # warm
         barrier = threading.Barrier(len(modules) + 1)
 
         def loop(module) -> None:
             barrier.wait()
-            for _ in range(frames_per_board):
-                module(x)
+            for i in range(frames_per_board):
+                module(xs[(i + 1) % 2])
 
         threads = [threading.Thread(target=loop, args=(m,), daemon=True) for m in modules]
         for t in threads:
@@ -136,8 +229,9 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int) -> d
     return {"boards": len(modules), "fps": len(modules) * frames_per_board / wall}
 
 
-def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None) -> dict:
-    report = run(RunOptions(model=model, branches=n, runs=runs, warmup=3, depth=depth, inventory=inventory))
+def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE) -> dict:
+    options = RunOptions(model=model, branches=n, runs=runs, warmup=3, depth=depth, inventory=inventory, wire=wire)
+    report = run(options)
     per_board: dict[str, float] = {}
     for b in report.branches:  # branches on one board run one after another
         per_board[b.board] = per_board.get(b.board, 0.0) + b.compute_ms
@@ -157,7 +251,40 @@ def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None) 
         "head_ms": report.head_ms,
         "fidelity": report.fidelity_max_abs_diff,
         "tuning": list(report.tuning),
+        "wire": report.wire,
     }
+
+
+def targets(rows: list[dict], ort: dict, baselines: dict) -> list[tuple[str, str, bool]]:
+    """Issue 16's targets for N=2: (what, the figure, met)."""
+    two = next((r for r in rows if r["n"] == 2), None)
+    if two is None:
+        return []
+    tvm_vs_ort = two["compute_ms"][0] / baselines["ort_branch_ms"]
+    return [
+        ("steady throughput >= 0.9x the compute ceiling", f"{two['of_ceiling']:.2f}x", two["of_ceiling"] >= 0.9),
+        (
+            "steady throughput >= 1.4x data parallel (TVM, same boards)",
+            f"{two['speedup_vs_data_parallel']:.2f}x",
+            two["speedup_vs_data_parallel"] >= 1.4,
+        ),
+        (
+            "single-frame latency <= 1.3x (slowest branch + head)",
+            f"{two['latency_over_compute']:.2f}x",
+            two["latency_over_compute"] <= 1.3,
+        ),
+        ("tuned TVM on one branch <= 1.5x onnxruntime (one thread)", f"{tvm_vs_ort:.2f}x", tvm_vs_ort <= 1.5),
+        (
+            "throughput above onnxruntime unsplit on one board",
+            f"{two['fps_steady']:.1f} vs {ort['one_board_fps']:.1f} frames/s",
+            two["fps_steady"] > ort["one_board_fps"],
+        ),
+        (
+            "single-frame latency below onnxruntime unsplit on one board",
+            f"{two['latency_p50_ms']:.1f} vs {ort['one_board_latency_ms']:.1f} ms",
+            two["latency_p50_ms"] < ort["one_board_latency_ms"],
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,20 +294,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--depth", type=int, default=4, help="frames in flight for the steady-state phase")
     parser.add_argument("--branches", default=",".join(map(str, BRANCH_COUNTS)))
+    parser.add_argument("--wire", choices=WIRES, default=DEFAULT_WIRE, help="frames on the wire (default uint8)")
     parser.add_argument("--json", type=Path, default=Path("speed-benchmark.json"))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--ort-worker":  # one onnxruntime process pinned to a core (ort_on_boards)
+        ort_worker(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
+        return 0
     args = parser.parse_args(argv)
     out = Console(highlight=False, width=200)
     try:
-        rows = [split_run(args.model, int(n), args.runs, args.depth, args.inventory) for n in args.branches.split(",")]
-        parallel = data_parallel(args.model, args.inventory, max(args.runs // 2, 4))
+        rows = [
+            split_run(args.model, int(n), args.runs, args.depth, args.inventory, args.wire)
+            for n in args.branches.split(",")
+        ]
+        parallel = data_parallel(args.model, args.inventory, max(args.runs // 2, 4), args.wire)
     except SplitnetError as exc:
         out.print(f"error: {exc.one_line()}")
         return 2
     baselines = peers(args.model, max(args.runs, 10))
+    ort = ort_on_boards(args.model, parallel["boards"], max(args.runs, 10))
     base = next((r for r in rows if r["n"] == 1), None)
     table = Table(title=f"{args.model}: split vs unsplit on single-core boards ({args.depth} frames in flight)")
     columns = ("N", "p50 ms", "p95 ms", "frames/s", "x N=1", "x data-par.", "ceiling", "of ceiling")
-    columns += ("branch compute ms", "transfer ms", "head ms", "latency / (slowest+head)")
+    columns += ("branch compute ms", "transfer ms", "head ms", "latency / (slowest+head)", "wire B/frame", "copy ms")
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
@@ -205,11 +341,18 @@ def main(argv: list[str] | None = None) -> int:
             " / ".join(f"{v:.1f}" for v in row["transfer_ms"]),
             f"{row['head_ms']:.2f}",
             f"{row['latency_over_compute']:.2f}",
+            f"{row['wire']['sent_bytes_per_frame']:.0f}",
+            f"{row['wire']['copy_ms_per_frame']:.2f}",
         )
     out.print(table)
     out.print(
-        f"data parallel (unsplit model on each of {parallel['boards']} boards, one frame each): "
+        f"data parallel (unsplit model on each of {parallel['boards']} boards, one frame each, {args.wire} frames): "
         f"{parallel['fps']:.2f} frames/s"
+    )
+    out.print(
+        f"onnxruntime unsplit, one thread pinned to one core (one board): {ort['one_board_latency_ms']:.2f} ms, "
+        f"{ort['one_board_fps']:.2f} frames/s; data parallel on {ort['boards']} cores: "
+        f"{ort['data_parallel_fps']:.2f} frames/s"
     )
     peer_table = Table(title="one thread, in this process")
     for column in ("engine", "unsplit ms", "one N=2 branch ms"):
@@ -222,7 +365,12 @@ def main(argv: list[str] | None = None) -> int:
     out.print(peer_table)
     for row in rows:
         out.print(f"N={row['n']} tuning: {'; '.join(row['tuning'])}", soft_wrap=True)
-    args.json.write_text(json.dumps({"runs": rows, "data_parallel": parallel, "peers": baselines}, indent=2) + "\n")
+    goals = targets(rows, ort, baselines)
+    for what, figure, met in goals:
+        out.print(f"target N=2 {what}: {figure} {'met' if met else 'MISSED'}")
+    data = {"runs": rows, "data_parallel": parallel, "peers": baselines, "onnxruntime_boards": ort}
+    data["targets"] = [{"target": what, "figure": figure, "met": met} for what, figure, met in goals]
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
     out.print(f"written to {args.json}")
     return 0 if all(r["ok"] for r in rows) else 1
 

@@ -102,6 +102,19 @@ def add_split_arguments(parser: argparse.ArgumentParser, widths_note: str = "def
     )
 
 
+def add_wire_argument(parser: argparse.ArgumentParser) -> None:
+    """``--wire``: how frames travel to the boards (run and tune must agree: tune builds the same graph)."""
+    from ..framework.wire import DEFAULT_WIRE, WIRES
+
+    parser.add_argument(
+        "--wire",
+        choices=WIRES,
+        default=None,
+        help=f"frames on the wire: uint8 pixels, normalised on the board by code compiled into each branch "
+        f"(4x fewer bytes), or float32 normalised on the host (default {DEFAULT_WIRE}; branch strategy only)",
+    )
+
+
 def add_json_argument(parser: argparse.ArgumentParser, what: str = "the report") -> None:
     parser.add_argument("--json", type=Path, default=None, metavar="PATH", help=f"also write {what} as JSON")
 

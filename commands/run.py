@@ -10,11 +10,13 @@ import argparse
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
+from ..framework.wire import DEFAULT_WIRE
 from .common import (
     EXIT_CHECK_FAILED,
     add_inventory_arguments,
     add_json_argument,
     add_split_arguments,
+    add_wire_argument,
     check_frames,
     check_output_path,
 )
@@ -121,6 +123,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default 2; 1 skips it)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for the init when no trained params ship")
+    add_wire_argument(parser)
     add_json_argument(parser)
     add_strategy_arguments(parser)
 
@@ -165,6 +168,7 @@ def execute(args: argparse.Namespace) -> int:
         chaos=tuple(args.chaos),
         depth=args.depth,
         audit=args.audit,
+        wire=args.wire or DEFAULT_WIRE,
     )
     report = run(options)
     render(report, results_console())
@@ -184,6 +188,8 @@ def _run_strategy(args: argparse.Namespace) -> int:
     for attr, flag in BRANCH_ONLY.items():
         if getattr(args, attr, None):
             raise SplitnetError(f"{flag} applies to --strategy branch only", f"drop {flag} or use --strategy branch")
+    if args.wire == "uint8":  # the lossless strategies send float32 frames
+        raise SplitnetError("--wire uint8 applies to --strategy branch only", "drop --wire or use --strategy branch")
     result = run_strategy(args.strategy, StrategyOptions(run=options_from(args), fuse_until=args.fuse_until))
     render_result(result, results_console())
     if args.json is not None:

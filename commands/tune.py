@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
-from .common import add_inventory_arguments, add_split_arguments, interrupted
+from .common import add_inventory_arguments, add_split_arguments, add_wire_argument, interrupted
 
 NAME = "tune"
 SUMMARY = "tune the branches and head with MetaSchedule and write the database that compile applies"
@@ -47,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="database root (default: the repository's tuning/ folder)"
     )
     parser.add_argument("--seed", type=int, default=0, help="search seed")
+    add_wire_argument(parser)
 
 
 def _target(args: argparse.Namespace) -> dict:
@@ -120,13 +121,17 @@ def execute(args: argparse.Namespace) -> int:
         raise SplitnetError(
             f"cannot write tuning databases to {root} ({exc.strerror or exc})", "pass --out DIR (a writable folder)"
         ) from None
+    from ..framework.wire import DEFAULT_WIRE, with_wire
     from ..partitioners import partition
     from ..strategies.request import SplitRequest
     from ..zoo import load_reference
 
     request = SplitRequest.of(args.model, args.branches, args.widths, args.multiple)
     reference = load_reference(request.model, seed=args.seed)
+    # The graph splitrun will build: with uint8 frames each branch starts with the compiled cast
+    # and normalisation (its own small task; the convolutions' tasks are those of float32).
     split = partition(reference, request.n, request.shares, request.multiple)
+    split = with_wire(split, args.wire or DEFAULT_WIRE, request.spec.preprocessing)
     key = key_for(split, target)
     console.print(f"tuning {args.model} N={args.branches} for {describe(target)}: {args.trials} trials")
     resume = f"splitrun tune --model {args.model} --branches {args.branches} --trials {args.trials} --resume"

@@ -33,9 +33,16 @@ class CompiledArtifact:
     cached: bool
 
 
+def wire_array(x) -> np.ndarray:
+    """An input as it is sent: uint8 frames stay uint8 (parts with a compiled front take them),
+    everything else is float32."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(x, dtype=np.uint8 if x.dtype == np.uint8 else np.float32)
+
+
 def to_tensors(inputs, dev) -> list:
-    """numpy inputs as float32 TVM tensors on ``dev`` (local or remote)."""
-    return [tvm.runtime.tensor(np.ascontiguousarray(x, dtype=np.float32), dev) for x in inputs]
+    """numpy inputs as TVM tensors on ``dev`` (local or remote): uint8 frames, else float32."""
+    return [tvm.runtime.tensor(wire_array(x), dev) for x in inputs]
 
 
 class LocalModule:

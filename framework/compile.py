@@ -36,6 +36,7 @@ from .onnx_fold import fold_batch_norm
 from .quiet import quiet_native
 from .split_model import Part
 from .targets import EXPORT_FORMATS, cross_cxx, describe, target_key, to_tvm
+from .wire import prepend_front
 
 __all__ = ["CompiledArtifact", "LocalModule", "build_cached", "compile_part", "lowered", "to_onnx", "to_relax"]
 
@@ -43,7 +44,8 @@ COMPILER_VERSION = "3"  # bump when this module changes what it produces
 
 
 def to_onnx(part: Part, path: Path) -> onnx.ModelProto:
-    """Export a part with mxnet's ONNX exporter (initializers embedded)."""
+    """Export a part with mxnet's ONNX exporter (initializers embedded); a part with a
+    ``front`` (uint8 frames) gets the cast and its normalisation in front of the graph."""
     with quiet_native():
         mx.onnx.export_model(
             part.symbol,
@@ -52,7 +54,10 @@ def to_onnx(part: Part, path: Path) -> onnx.ModelProto:
             in_types=[np.float32] * len(part.input_shapes),
             onnx_file_path=str(path),
         )
-    return onnx.load(str(path))
+    model = onnx.load(str(path))
+    if part.front is not None:
+        prepend_front(model, part.input_names[0], part.front)
+    return model
 
 
 def to_relax(part: Part, model: onnx.ModelProto) -> tvm.IRModule:

@@ -42,9 +42,15 @@ class Preprocessing:
 
     def normalise(self, pixels: np.ndarray) -> np.ndarray:
         """(H, W, 3) pixels 0..255 -> (1, 3, H, W) float32, normalised."""
-        mean, std = np.asarray(self.mean, dtype=np.float32), np.asarray(self.std, dtype=np.float32)
-        array = (np.asarray(pixels, dtype=np.float32) / self.divisor - mean) / std
-        return np.ascontiguousarray(array.transpose(2, 0, 1)[None], dtype=np.float32)
+        return self.apply(np.asarray(pixels).transpose(2, 0, 1)[None])
+
+    def apply(self, pixels: np.ndarray) -> np.ndarray:
+        """(1, 3, H, W) pixels 0..255 (uint8) -> float32, normalised: the same float32 ops, in the
+        same order, as the front compiled into parts that take uint8 frames (:mod:`wire`)."""
+        mean = np.asarray(self.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+        std = np.asarray(self.std, dtype=np.float32).reshape(1, 3, 1, 1)
+        array = (np.asarray(pixels, dtype=np.float32) / np.float32(self.divisor) - mean) / std
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     def describe(self) -> str:
         return f"{self.name}: (x / {self.divisor:g} - {list(self.mean)}) / {list(self.std)}"
@@ -57,6 +63,13 @@ IMAGENET = Preprocessing("ImageNet mean/std", 255.0, tuple(MEAN.tolist()), tuple
 class Frame:
     name: str
     tensor: np.ndarray  # (1, 3, H, W) float32, normalised
+    pixels: np.ndarray | None = None  # (1, 3, H, W) uint8, what ``tensor`` was normalised from
+
+    def on_wire(self, wire: str) -> np.ndarray:
+        """What is sent to the boards: the uint8 pixels, or the float32 tensor."""
+        if wire == "uint8" and self.pixels is not None:
+            return self.pixels
+        return self.tensor
 
 
 def builtin_images(count: int = BUILTIN_COUNT, size: int = 256) -> list[tuple[str, Image.Image]]:
@@ -122,12 +135,18 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 def preprocess(image: Image.Image, input_shape: tuple[int, ...], preprocessing: Preprocessing = IMAGENET) -> np.ndarray:
     """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop (or resize whole), normalise."""
+    return preprocessing.apply(pixels_of(image, input_shape, preprocessing.crop))
+
+
+def pixels_of(image: Image.Image, input_shape: tuple[int, ...], crop: bool = True) -> np.ndarray:
+    """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop (or resize whole): (1, 3, H, W) uint8."""
     _, channels, height, width = input_shape
     if channels != 3:
         raise SplitnetError(f"the model expects {channels} channels, images give 3", "use an RGB model")
     image = _to_rgb(image)
-    if not preprocessing.crop:
-        return preprocessing.normalise(np.asarray(image.resize((width, height), Image.BILINEAR)))
+    if not crop:
+        image = image.resize((width, height), Image.BILINEAR)
+        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None])
     scale = 256 / 224 if min(height, width) >= 128 else 1.0
     short = round(max(height, width) * scale)
     w, h = image.size
@@ -136,7 +155,7 @@ def preprocess(image: Image.Image, input_shape: tuple[int, ...], preprocessing: 
     w, h = image.size
     left, top = (w - width) // 2, (h - height) // 2
     image = image.crop((left, top, left + width, top + height))
-    return preprocessing.normalise(np.asarray(image))
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8).transpose(2, 0, 1)[None])
 
 
 def load_frames(
@@ -148,4 +167,8 @@ def load_frames(
     else:
         images = load_image_dir(directory)
         source = f"{directory} ({len(images)} images)"
-    return [Frame(name, preprocess(image, input_shape, preprocessing)) for name, image in images], source
+    frames = []
+    for name, image in images:
+        pixels = pixels_of(image, input_shape, preprocessing.crop)
+        frames.append(Frame(name, preprocessing.apply(pixels), pixels))
+    return frames, source

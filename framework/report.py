@@ -114,6 +114,7 @@ class RunReport:
     notes: tuple[str, ...] = ()  # one line each: what kept failed boards from coming back (the tracker gone)
     host_heads: int = 0  # coded policy: frames whose head ran on the host (more blocks lost than parity recovers)
     predictions: tuple[dict, ...] = ()  # --images: per image, ImagePrediction fields (framework/predictions.py)
+    wire: dict = field(default_factory=dict)  # format, frame_bytes, sent_bytes_per_frame, copy_ms_per_frame
 
     @property
     def ok(self) -> bool:
@@ -248,6 +249,13 @@ def render(report: RunReport, console: Console) -> None:
     console.print(latency)
     if report.tuning:
         console.print("tuning: " + "; ".join(report.tuning), soft_wrap=True)
+    if report.wire:
+        w = report.wire
+        console.print(
+            f"wire: {w['format']} frames, {w['frame_bytes']} bytes each; {w['sent_bytes_per_frame']:.0f} bytes "
+            f"copied to boards and {w['copy_ms_per_frame']:.2f} ms of copies per frame",
+            soft_wrap=True,
+        )
 
     checks = Table(title="Checks", title_justify="left")
     for column in ("check", "result", "status", "detail"):

@@ -18,12 +18,17 @@ from functools import cached_property
 import mxnet as mx
 import numpy as np
 
+from .images import Preprocessing
 from .plan import SplitPlan
 
 
 @dataclass(frozen=True)
 class Part:
-    """One compilable piece: a branch (input ``data``) or the head (inputs ``feat0..``)."""
+    """One compilable piece: a branch (input ``data``) or the head (inputs ``feat0..``).
+
+    ``front``: set on a branch that takes uint8 frames (:mod:`splitnet.framework.wire`): the
+    cast and this normalisation are compiled into its front, so its input is uint8 pixels.
+    """
 
     name: str
     symbol_json: str
@@ -32,6 +37,11 @@ class Part:
     input_names: tuple[str, ...]
     input_shapes: tuple[tuple[int, ...], ...]
     output_shape: tuple[int, ...]
+    front: Preprocessing | None = None
+
+    @property
+    def input_dtype(self) -> str:
+        return "uint8" if self.front is not None else "float32"
 
     @cached_property
     def content_hash(self) -> str:
@@ -42,6 +52,8 @@ class Part:
             digest.update(str(value.shape).encode())
             digest.update(value.tobytes())
         digest.update(repr((self.input_names, self.input_shapes)).encode())
+        if self.front is not None:  # a float32 part keeps the hash (and the cache entries) it had
+            digest.update(repr(("front", self.front)).encode())
         return digest.hexdigest()
 
     @property
@@ -62,7 +74,13 @@ class Part:
         return block
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
-        """Run this part in-process in MXNet (inference mode)."""
+        """Run this part in-process in MXNet (inference mode).
+
+        A part with a ``front`` fed uint8 pixels normalises them first, as the compiled front
+        does; a float32 frame is taken as normalised already (what the float32 wire sends).
+        """
+        if self.front is not None:
+            inputs = tuple(self.front.apply(x) if x.dtype == np.uint8 else x for x in inputs)
         out = self.block(*[mx.nd.array(x, dtype=np.float32) for x in inputs])
         return out.asnumpy()
 

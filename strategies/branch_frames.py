@@ -69,7 +69,7 @@ def run_frames(
 
     def one(image: int):
         chaos.before_frame(runner.frames, runner)
-        result = runner(frames[image].tensor)
+        result = runner(frames[image].on_wire(options.wire))
         timed.frames.append(
             FrameRecord(image, result.logits, result.degraded, result.total_s, tuple(sorted(runner.lost)))
         )

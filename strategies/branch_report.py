@@ -15,6 +15,7 @@ from ..framework.images import Frame
 from ..framework.report import BranchReport, LatencyStats, RunReport
 from ..framework.split_model import SplitModel
 from ..framework.verify import FAIL, FIDELITY_ATOL, INFO, PASS, Check, agreement, fidelity, frames_answered
+from ..framework.wire import frame_bytes
 from ..runtime.chaos import Chaos
 from ..runtime.inventory import Inventory
 from ..runtime.probe import ProbeResult
@@ -92,7 +93,7 @@ def run_report(
     placement, runner = deployment.placement, deployment.runner
     checks_made, diff, rate = found
     modules = deployment.modules()
-    input_bytes = int(np.prod(inputs.reference.spec.input_shape)) * 4
+    input_bytes = frame_bytes(inputs.reference.spec.input_shape, options.wire)
     branch_reports = []
     for i, spec_b in enumerate(split.plan.branches):
         module = modules[i]
@@ -159,4 +160,16 @@ def run_report(
         audit=runner.audit.summary() if runner.audit is not None else {},
         notes=tuple(runner.rejoiner.notes) if runner.rejoiner is not None else (),
         host_heads=runner.host_heads,
+        wire=wire_summary(options.wire, input_bytes, deployment.sessions.values(), runner.frames),
     )
+
+
+def wire_summary(wire: str, input_bytes: int, sessions, frames: int) -> dict:
+    """What the frames cost on the wire: bytes and copy time per frame sent, over every board."""
+    sessions = list(sessions)
+    return {
+        "format": wire,
+        "frame_bytes": input_bytes,
+        "sent_bytes_per_frame": sum(s.sent_bytes for s in sessions) / max(frames, 1),
+        "copy_ms_per_frame": sum(s.copy_s for s in sessions) * 1000.0 / max(frames, 1),
+    }

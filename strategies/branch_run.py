@@ -21,6 +21,7 @@ from ..framework.images import load_frames
 from ..framework.progress import Stopwatch, run_bars
 from ..framework.report import RunReport
 from ..framework.split_model import SplitModel
+from ..framework.wire import with_wire
 from ..partitioners import graph_from_block
 from ..partitioners.cost import branch_cost_model
 from ..runtime.chaos import Chaos
@@ -86,15 +87,17 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
                         placement, probes = place_branches(request, inventory, cost, sessions, progress)
                 with watch.stage("partition"):
                     split, tuned = request.split(reference, placement.shares, graph)  # fine-tuned, when shipped
+                    split = with_wire(split, options.wire, request.spec.preprocessing)
                 with watch.stage("reference"):
                     ref_logits = np.concatenate([reference.block(mx.nd.array(f.tensor)).asnumpy() for f in frame_list])
-                    split_logits = np.concatenate([split(f.tensor) for f in frame_list])
+                    # fed what the boards are fed: with uint8 frames its branches normalise them first
+                    split_logits = np.concatenate([split(f.on_wire(options.wire)) for f in frame_list])
                 deployment = deploy(
                     split, placement, inventory, sessions, policy, progress, watch, options.audit, fleet.reacquire
                 )
                 timed = run_frames(deployment.runner, frame_list, options, progress, watch, chaos)
                 compute = [
-                    compute_s(i, m, frame_list[0].tensor, options.compute_repeat)
+                    compute_s(i, m, frame_list[0].on_wire(options.wire), options.compute_repeat)
                     for i, m in enumerate(deployment.modules())
                 ]
             finally:

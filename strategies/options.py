@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..framework.shares import DEFAULT_MULTIPLE
+from ..framework.wire import DEFAULT_WIRE
 from ..runtime.chaos import ChaosEvent, RandomChaos
 from ..runtime.fleet import DEFAULT_WAIT_S
 from .request import SplitRequest
@@ -37,6 +38,7 @@ class RunOptions:
     chaos: tuple[ChaosEvent | RandomChaos, ...] = ()
     depth: int = 2  # frames in flight in the steady-state phase (1: no such phase)
     audit: int = 0  # every K-th frame re-checked against the in-process split during the run (0: off)
+    wire: str = DEFAULT_WIRE  # frames on the wire: uint8 pixels (normalised on the board) or float32
 
     @property
     def pipelined_runs(self) -> int:

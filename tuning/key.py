@@ -86,6 +86,39 @@ def _without_cpu(target: dict) -> str:
     return target_key({k: v for k, v in target.items() if k != "mcpu"})
 
 
+# What a schedule depends on in a CPU: the vector width it was tuned for (blocking and
+# vectorised loops are sized by it), then the vendor's cache layout. LLVM's names, grouped.
+_AVX512 = {
+    "intel": ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake", "icelake-client", "icelake-server",
+              "tigerlake", "rocketlake", "sapphirerapids", "emeraldrapids", "graniterapids"),
+    "amd": ("znver4", "znver5"),
+}  # fmt: skip
+_AVX2 = {
+    "intel": ("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "meteorlake", "arrowlake", "lunarlake"),
+    "amd": ("znver1", "znver2", "znver3"),
+}  # fmt: skip
+
+
+def cpu_family(cpu: str) -> tuple[str, str]:
+    """(vector level, vendor) of an LLVM CPU name: ``("avx512", "intel")`` for rocketlake; ``("?", "?")``
+    for a CPU this table does not know."""
+    for level, table in (("avx512", _AVX512), ("avx2", _AVX2)):
+        for vendor, names in table.items():
+            if cpu in names:
+                return level, vendor
+    return "?", "?"
+
+
+def cpu_distance(a: str, b: str) -> int:
+    """0 for the same CPU; then 1 (same vector level and vendor), 2 (same vector level), 3 (anything else)."""
+    if a == b:
+        return 0
+    (level_a, vendor_a), (level_b, vendor_b) = cpu_family(a), cpu_family(b)
+    if level_a == level_b != "?":
+        return 1 if vendor_a == vendor_b else 2
+    return 3
+
+
 @dataclass(frozen=True)
 class DatabaseMatch:
     """A database found for a build, and how well it matches (``exact`` or tuned on another CPU)."""
@@ -125,16 +158,19 @@ def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
 
 
 def find_database(key: TuningKey, root: Path | None = None) -> DatabaseMatch | None:
-    """The database for ``key``: the exact one, else one for the same build on another CPU."""
-    near = None
+    """The database for ``key``: the exact one, else the one for the same build on the nearest
+    other CPU (:func:`cpu_distance`: the same vector width first, then the same vendor)."""
+    near: list[tuple[int, DatabaseMatch]] = []
+    cpu = str(key.target.get("mcpu", ""))
     for folder, found in database_folders(root):
         if not key.same_build(found):
             continue
         if target_key(found.target) == target_key(key.target):
             return DatabaseMatch(folder, found, exact=True)
-        if near is None and _without_cpu(found.target) == _without_cpu(key.target):
-            near = DatabaseMatch(folder, found, exact=False)
-    return near
+        if _without_cpu(found.target) == _without_cpu(key.target):
+            distance = cpu_distance(cpu, str(found.target.get("mcpu", "")))
+            near.append((distance, DatabaseMatch(folder, found, exact=False)))
+    return min(near, key=lambda pair: pair[0])[1] if near else None
 
 
 def untuned_note(key: TuningKey) -> str:

@@ -16,7 +16,7 @@ from splitnet.framework.compile import LocalModule, compile_part, to_onnx
 from splitnet.framework.onnx_fold import fold_batch_norm
 from splitnet.framework.targets import host_target
 from splitnet.partitioners import partition
-from splitnet.tuning.key import DB_FILES, KEY_FILE, TuningKey, find_database
+from splitnet.tuning.key import DB_FILES, KEY_FILE, TuningKey, cpu_distance, cpu_family, find_database
 from splitnet.tuning.tuner import STATE_FILE, WORK_FOLDER, extract_tasks
 
 
@@ -87,6 +87,22 @@ def test_lookup_exact_other_cpu_and_none(tmp_path):
     assert find_database(key, tmp_path).path != exact  # an empty database would tune nothing: skipped
 
 
+def test_the_nearest_cpu_is_applied_when_this_one_has_none(tmp_path):
+    """Databases ship per CPU; a machine with none of its own gets the closest (vector width, then vendor)."""
+    target = {"kind": "llvm", "mcpu": "icelake-server", "mtriple": "x86_64-linux-gnu", "num-cores": 1}
+    key = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), target)
+    for cpu in ("znver3", "haswell", "znver4", "rocketlake"):  # found in folder order: haswell first
+        _database(tmp_path, TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), {**target, "mcpu": cpu}))
+    assert find_database(key, tmp_path).key.target["mcpu"] == "rocketlake"  # AVX-512, Intel
+    amd = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), {**target, "mcpu": "znver5"})
+    assert find_database(amd, tmp_path).key.target["mcpu"] == "znver4"  # AVX-512, AMD
+    old = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), {**target, "mcpu": "skylake"})
+    assert find_database(old, tmp_path).key.target["mcpu"] == "haswell"  # AVX2, Intel
+    unknown = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), {**target, "mcpu": "mystery"})
+    assert find_database(unknown, tmp_path) is not None  # still applied: a schedule never changes results
+    assert cpu_distance("znver4", "znver4") == 0 and cpu_family("rocketlake") == ("avx512", "intel")
+
+
 def test_shipped_databases_have_keys_and_records():
     from splitnet.tuning import tuning_root
 
@@ -112,7 +128,10 @@ def test_tune_resume_and_apply(tmp_path):
     assert second.returncode == 0, second.stderr
     assert "8 trials already measured" in second.stderr
     state = json.loads((out / WORK_FOLDER / folder.name / STATE_FILE).read_text())
-    assert state["trials_done"] == 16 and len(state["best_s"]) >= 2
+    # A round can hold fewer candidates than --batch (the uint8 frame's small elementwise front
+    # task has few distinct schedules) and MetaSchedule checks the budget between rounds, so a
+    # run may end up to one round past it.
+    assert 16 <= state["trials_done"] < 16 + 8 and len(state["best_s"]) >= 2
     assert json.loads((folder / KEY_FILE).read_text())["records"] >= 2
     shutil.rmtree(out / WORK_FOLDER)  # what ships is the pruned folder alone
     report = tmp_path / "r.json"
