@@ -139,7 +139,7 @@ def preprocess(image: Image.Image, input_shape: tuple[int, ...], preprocessing: 
 
 
 def pixels_of(image: Image.Image, input_shape: tuple[int, ...], crop: bool = True) -> np.ndarray:
-    """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop (or resize whole): (1, 3, H, W) uint8."""
+    """RGB, resize the short side (x256/224 for ImageNet-size inputs), centre crop (or resize whole): uint8 NCHW."""
     _, channels, height, width = input_shape
     if channels != 3:
         raise SplitnetError(f"the model expects {channels} channels, images give 3", "use an RGB model")
