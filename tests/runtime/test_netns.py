@@ -34,8 +34,10 @@ from splitnet.runtime import inventory_file
 pytestmark = pytest.mark.boards
 
 BOARDS = 2
-TINY = ["--model", "resnet_tiny", "--runs", "20", "--warmup", "2"]
-INPUT_BYTES = 3 * 32 * 32 * 4  # resnet_tiny's input tensor, sent to every branch on every call
+# float32 frames: 4x the bytes of the default uint8 wire, so that a shaped link's cost stands
+# clear of loopback's jitter (12 KB over 10 mbit is 4.9 ms; a 3 KB uint8 frame is 1.2 ms)
+TINY = ["--model", "resnet_tiny", "--runs", "20", "--warmup", "2", "--wire", "float32"]
+INPUT_BYTES = 3 * 32 * 32 * 4  # resnet_tiny's float32 input tensor, sent to every branch on every call
 LOOPBACK_INVENTORY = Path(__file__).resolve().parents[2] / "inventories" / "local.yaml"
 RUN_TIMEOUT_S = 300
 
@@ -217,6 +219,7 @@ def test_branches_cross_shaped_namespace_links(shaped_links, tmp_path, no_leaked
     assert len(shaped["branches"]) == len(loopback["branches"]) == BOARDS
     hosts = sorted(b["address"].rsplit(":", 1)[0] for b in shaped["branches"])
     assert hosts == sorted(shaped_links.board_ips), "branches did not run on the namespaced boards"
+    assert shaped["wire"]["format"] == "float32" and shaped["wire"]["frame_bytes"] == INPUT_BYTES, shaped["wire"]
     figures = []
     shaping = shaped_links.shaping
     floor = shaping.floor_ms()
