@@ -197,14 +197,14 @@ class LocalCluster:
         pid = self.server_of(board).pid
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGSTOP)
-
-        def resume() -> None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGCONT)
-
-        timer = threading.Timer(seconds, resume)
-        timer.daemon = True
-        timer.start()
+        # Resumed by a detached shell, not a thread of this process: a remote object freed while
+        # its board is stopped blocks in TVM's decref with the GIL held, so a Python timer here
+        # would never run and the stall would last for ever (seen in the chaos soak).
+        script = 'sleep "$1"; kill -s CONT -- "-$2" 2>/dev/null'
+        subprocess.run(
+            ["/bin/sh", "-c", f"({script}) </dev/null >/dev/null 2>&1 &", "stall", f"{seconds:g}", str(pid)],
+            check=False,
+        )
 
     # -- the tracker and boards that fail for real (chaos, and getting them back) --------------
     def kill_tracker(self) -> None:
