@@ -26,6 +26,7 @@ from splitnet.runtime.local_cluster import free_port
 # Long enough (in frames of the tiny model, 5-15 ms each) for a restarted server to start,
 # register and be found: 5-15 s on this 2-core machine.
 LONG = ["--model", "resnet_tiny", "--warmup", "0", "--depth", "1", "--runs", "3000"]
+KILL_AT = 1000
 
 
 def run_json(tmp_path, *args: str, expect: int = 0) -> tuple[dict, str]:
@@ -38,9 +39,14 @@ def run_json(tmp_path, *args: str, expect: int = 0) -> tuple[dict, str]:
 
 @pytest.mark.boards
 def test_a_stall_that_ends_and_a_restarted_server_both_come_back_as_spares(tmp_path, no_leaked_boards):
+    # The kill comes at frame 1000, at least 5 s into the run (frames take >= 5 ms), so the
+    # 2 s stall has surely ended by then however fast this machine runs the tiny model (at
+    # frame 400 it once had not); 3000 frames after it leave >= 15 s for pynq1's server.
     data, _ = run_json(
         tmp_path,
         *LONG,
+        "--runs",
+        "4000",
         "--inventory",
         "pynq-with-spare",
         "--timeout",
@@ -48,20 +54,20 @@ def test_a_stall_that_ends_and_a_restarted_server_both_come_back_as_spares(tmp_p
         "--chaos",
         "stall:0@12:2s",
         "--chaos",
-        "restart:1@400:1s",
+        f"restart:1@{KILL_AT}:1s",
     )
-    assert data["ok"] and data["frames"] == 3008 and data["frames_degraded"] == 0
+    assert data["ok"] and data["frames"] == 4008 and data["frames_degraded"] == 0
     assert data["fidelity_max_abs_diff"] <= ATOL_FP32
     back = {r["board"]: r for r in data["rejoins"]}
     assert set(back) == {"pynq0", "pynq1"}, data["rejoins"]
-    # the stall ended after 2 s: pynq0 answered on its old session, well before frame 400
-    assert back["pynq0"]["how"] == "answered again on its session" and back["pynq0"]["frame"] < 400
+    # the stall ended after 2 s: pynq0 answered on its old session, well before the kill
+    assert back["pynq0"]["how"] == "answered again on its session" and back["pynq0"]["frame"] < KILL_AT
     assert 1000 <= back["pynq0"]["down_ms"] < 10000
     # pynq1's server was killed and started again 1 s later: a new address, a new session
-    assert back["pynq1"]["how"].startswith("its server came back at 127.0.0.1:") and back["pynq1"]["frame"] > 400
-    # at frame 400 the board that had come back was free, so the lost branch went there
+    assert back["pynq1"]["how"].startswith("its server came back at 127.0.0.1:") and back["pynq1"]["frame"] > KILL_AT
+    # at the kill the board that had come back was free, so the lost branch went there
     (kill,) = [f for f in data["faults"] if f["board"] == "pynq1"]
-    assert kill["frame"] == 400 and kill["action"] == "branch 1 re-placed on pynq0, frame re-run"
+    assert kill["frame"] == KILL_AT and kill["action"] == "branch 1 re-placed on pynq0, frame re-run"
     assert data["dead_boards"] == []  # everyone is back at the end
 
 
