@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -75,6 +76,22 @@ def splitrun(*args: str, env: dict | None = None, timeout: float = 300) -> subpr
             proc.communicate()
             raise
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def splitrun_json(
+    tmp_path, *args: str, expect: int | None = 0, timeout: float = 300
+) -> tuple[dict, subprocess.CompletedProcess]:
+    """``splitrun ARGS --json FILE``: the report it wrote, and the finished process.
+
+    Checks the exit code (unless ``expect`` is None) and that nothing printed a traceback:
+    every run in these tests, failing or not, must end in a one-line error at worst.
+    """
+    report = tmp_path / "r.json"
+    result = splitrun(*args, "--json", str(report), timeout=timeout)
+    if expect is not None:
+        assert result.returncode == expect, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr
+    return json.loads(report.read_text()), result
 
 
 def random_input(shape, seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ import json
 import os
 
 import pytest
-from conftest import ATOL_FP32, splitrun
+from conftest import ATOL_FP32, splitrun, splitrun_json
 
 from splitnet.runtime.arm.paths import ArmPaths
 
@@ -29,10 +29,8 @@ def need(ready: bool, what: str) -> None:
 
 
 def run_json(tmp_path, *args: str) -> tuple[object, dict]:
-    out = tmp_path / "run.json"
-    proc = splitrun("--model", "resnet_tiny", "--runs", "4", "--warmup", "1", *args, "--json", str(out), timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, json.loads(out.read_text())
+    report, proc = splitrun_json(tmp_path, "--model", "resnet_tiny", "--runs", "4", "--warmup", "1", *args, timeout=600)
+    return proc, report
 
 
 def check_fidelity(report: dict) -> None:

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ATOL_FP32, rpc_processes, splitrun, splitrun_popen
+from conftest import ATOL_FP32, rpc_processes, splitrun, splitrun_json, splitrun_popen
 
 from splitnet.framework.errors import SplitnetError
 from splitnet.runtime.chaos import parse_chaos
@@ -21,11 +21,7 @@ FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0", "--depth",
 
 
 def run_json(tmp_path, *args: str) -> dict:
-    report = tmp_path / "r.json"
-    result = splitrun(*FRAMES, *args, "--json", str(report))
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return json.loads(report.read_text())
+    return splitrun_json(tmp_path, *FRAMES, *args)[0]
 
 
 def check(data: dict, name: str) -> dict:

@@ -10,7 +10,6 @@ restarts it.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,7 +17,7 @@ import sys
 import time
 
 import pytest
-from conftest import ATOL_FP32, rpc_processes, splitrun
+from conftest import ATOL_FP32, rpc_processes, splitrun_json
 
 from splitnet.runtime.board_session import tracker_summary
 from splitnet.runtime.local_cluster import free_port
@@ -30,11 +29,8 @@ KILL_AT = 1000
 
 
 def run_json(tmp_path, *args: str, expect: int = 0) -> tuple[dict, str]:
-    report = tmp_path / "r.json"
-    result = splitrun(*args, "--json", str(report), timeout=600)
-    assert result.returncode == expect, result.stderr
-    assert "Traceback" not in result.stderr
-    return json.loads(report.read_text()), result.stderr
+    data, result = splitrun_json(tmp_path, *args, expect=expect, timeout=600)
+    return data, result.stderr
 
 
 @pytest.mark.boards

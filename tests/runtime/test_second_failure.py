@@ -7,10 +7,8 @@ moves the lost branch to the next spare each time.
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from conftest import ATOL_FP32, splitrun
+from conftest import ATOL_FP32, splitrun_json
 
 # One frame in flight, so frame numbers are exact: 8 verify frames + 100 = 108 sent.
 FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0", "--depth", "1"]
@@ -22,11 +20,7 @@ KILLS = {  # the second board killed is one that took over after the first kill
 
 
 def run_json(tmp_path, *args: str) -> dict:
-    report = tmp_path / "r.json"
-    result = splitrun(*FRAMES, *args, "--json", str(report))
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    return json.loads(report.read_text())
+    return splitrun_json(tmp_path, *FRAMES, *args)[0]
 
 
 @pytest.mark.boards

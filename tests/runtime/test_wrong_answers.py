@@ -5,13 +5,12 @@ the board, and overwrites the coded head's weights held on the board with NaN.""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 
 import numpy as np
 import pytest
-from conftest import ATOL_FP32, splitrun
+from conftest import ATOL_FP32, splitrun_json
 
 from splitnet.runtime.answers import Audit, check_answer, checker
 from splitnet.runtime.executor import _checked_call
@@ -21,10 +20,8 @@ FRAMES = ["--model", "resnet_tiny", "--runs", "100", "--warmup", "0", "--depth",
 
 
 def run(tmp_path, *args: str) -> tuple[int, dict, str]:
-    report = tmp_path / "r.json"
-    result = splitrun(*FRAMES, *args, "--json", str(report))
-    assert "Traceback" not in result.stderr, result.stderr
-    return result.returncode, json.loads(report.read_text()), result.stderr
+    data, result = splitrun_json(tmp_path, *FRAMES, *args, expect=None)
+    return result.returncode, data, result.stderr
 
 
 @pytest.mark.boards
