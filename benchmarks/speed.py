@@ -36,6 +36,10 @@ import os
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # MXNet's one-thread baseline; set before mxnet loads
 os.environ.setdefault("MXNET_CPU_WORKER_NTHREADS", "1")
+# The boards are this host's CPU, one core each (the host stand-ins), even where `splitrun
+# setup arm` would make the default PYNQ boards ARM servers under qemu: this compares x86
+# code with onnxruntime on the same cores, and qemu would time the emulator.
+os.environ.setdefault("SPLITNET_EMULATION", "host")
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -19,12 +19,14 @@ import time
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
+from ..framework.layout import LAYOUTS
 from .common import add_inventory_arguments, add_split_arguments, add_wire_argument, interrupted
 
 NAME = "tune"
 SUMMARY = "tune the branches and head with MetaSchedule and write the database that compile applies"
 DEFAULT_TRIALS = 200
 DEFAULT_BATCH = 16
+TUNE_LAYOUT = "NHWC"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +49,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, default=None, help="database root (default: the repository's tuning/ folder)"
     )
     parser.add_argument("--seed", type=int, default=0, help="search seed")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default=TUNE_LAYOUT,
+        help=f"the convolutions' data layout to tune and build in (default {TUNE_LAYOUT}: it tuned several "
+        "times faster than NCHW on x86, benchmarks/layouts.py; NCHW --resume goes on with older databases)",
+    )
     add_wire_argument(parser)
 
 
@@ -106,7 +115,8 @@ def execute(args: argparse.Namespace) -> int:
         if args.target is not None or args.inventory is None:
             raise SplitnetError(
                 f"candidates are timed on this machine, and {describe(target)} cannot run here",
-                "pass --inventory with boards of that target (they time the candidates), or --target x86",
+                "pass --inventory with boards of that target (they time the candidates), or --target x86, "
+                "or set SPLITNET_EMULATION=host to tune the default boards' host-CPU stand-ins",
             )
         boards_inventory = _tuning_boards(args.inventory)
     if "num-cores" not in target:  # MetaSchedule sizes its parallel loops by it
@@ -132,10 +142,13 @@ def execute(args: argparse.Namespace) -> int:
     # and normalisation (its own small task; the convolutions' tasks are those of float32).
     split = partition(reference, request.n, request.shares, request.multiple)
     split = with_wire(split, args.wire or DEFAULT_WIRE, request.spec.preprocessing)
-    key = key_for(split, target)
-    console.print(f"tuning {args.model} N={args.branches} for {describe(target)}: {args.trials} trials")
+    key = key_for(split, target, args.layout)
+    console.print(
+        f"tuning {args.model} N={args.branches} for {describe(target)}, "
+        f"{args.layout} convolutions: {args.trials} trials"
+    )
     resume = f"splitrun tune --model {args.model} --branches {args.branches} --trials {args.trials} --resume"
-    if args.widths or args.target or args.inventory or args.out:
+    if args.widths or args.target or args.inventory or args.out or args.layout != TUNE_LAYOUT:
         resume = "the same command with --resume"
     columns = (
         TextColumn("{task.description}"),

@@ -32,6 +32,7 @@ from tvm.relax.frontend.onnx import from_onnx
 from .artifact import CompiledArtifact, LocalModule
 from .cache import cache_root, content_key
 from .errors import SplitnetError
+from .layout import DEFAULT_LAYOUT, with_layout
 from .onnx_fold import fold_batch_norm
 from .quiet import quiet_native
 from .split_model import Part
@@ -60,11 +61,12 @@ def to_onnx(part: Part, path: Path) -> onnx.ModelProto:
     return model
 
 
-def to_relax(part: Part, model: onnx.ModelProto) -> tvm.IRModule:
-    """The part as a Relax module, batch norm folded into the convolutions first."""
+def to_relax(part: Part, model: onnx.ModelProto, layout: str = DEFAULT_LAYOUT) -> tvm.IRModule:
+    """The part as a Relax module, batch norm folded into the convolutions first, its
+    convolutions in ``layout`` (:mod:`layout`: a tuning database says which it was tuned in)."""
     fold_batch_norm(model)
     shapes = {name: list(shape) for name, shape in zip(part.input_names, part.input_shapes, strict=True)}
-    return from_onnx(model, shape_dict=shapes)
+    return with_layout(from_onnx(model, shape_dict=shapes), layout)
 
 
 def lowered(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
@@ -93,13 +95,14 @@ def _apply_tuning(mod: tvm.IRModule, target: tvm.target.Target, database: Path) 
         return relax.transform.MetaScheduleApplyDatabase()(mod)
 
 
-def artifact_key(part: Part, target: dict, fmt: str, database: Path | None) -> str:
+def artifact_key(part: Part, target: dict, fmt: str, database: Path | None, layout: str = DEFAULT_LAYOUT) -> str:
     db_digest = ""
     if database is not None:
         db_digest = content_key(*(p.read_text() for p in sorted(database.glob("database_*.json"))))
-    return content_key(
-        COMPILER_VERSION, part.content_hash, target_key(target), fmt, db_digest, tvm.__version__, mx.__version__
-    )
+    parts = [COMPILER_VERSION, part.content_hash, target_key(target), fmt, db_digest, tvm.__version__, mx.__version__]
+    if layout != DEFAULT_LAYOUT:  # NCHW builds keep the keys they had
+        parts.append(layout)
+    return content_key(*parts)
 
 
 def _exporter(target: dict, fmt: str):
@@ -167,19 +170,25 @@ def build_cached(
 
 
 def compile_part(
-    part: Part, target: dict, fmt: str = "so", database: Path | None = None, cache_dir: Path | None = None
+    part: Part,
+    target: dict,
+    fmt: str = "so",
+    database: Path | None = None,
+    cache_dir: Path | None = None,
+    layout: str = DEFAULT_LAYOUT,
 ) -> CompiledArtifact:
-    """Compile (or fetch from the cache) the library for ``part`` on ``target``."""
+    """Compile (or fetch from the cache) the library for ``part`` on ``target``, its
+    convolutions in ``layout`` (the one ``database`` was tuned in, when one is given)."""
 
     def make_module(staging: Path) -> tvm.IRModule:
-        mod = to_relax(part, to_onnx(part, staging / f"{part.name}.onnx"))
+        mod = to_relax(part, to_onnx(part, staging / f"{part.name}.onnx"), layout)
         if database is not None:
             mod = _apply_tuning(mod, to_tvm(target), database)
         return mod
 
-    key = artifact_key(part, target, fmt, database)
+    key = artifact_key(part, target, fmt, database, layout)
     library, cached = build_cached(
-        part.name, key, make_module, target, fmt, cache_dir, meta={"tuned": database is not None}
+        part.name, key, make_module, target, fmt, cache_dir, meta={"tuned": database is not None, "layout": layout}
     )
     return CompiledArtifact(
         part=part.name,

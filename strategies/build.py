@@ -26,7 +26,10 @@ class TunedBuilder:
     def for_target(self, part: Part, target: dict, fmt: str = "so") -> CompiledArtifact:
         key = key_for(self.split, target)
         match = find_database(key)
-        artifact = compile_part(part, target, fmt, database=match.path if match else None)
+        if match is None:
+            artifact = compile_part(part, target, fmt)
+        else:  # built in the layout its database was tuned in
+            artifact = compile_part(part, target, fmt, database=match.path, layout=match.key.layout)
         names = self._notes.setdefault(match.note if match else untuned_note(key), [])
         if part.name not in names:
             names.append(part.name)

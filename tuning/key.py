@@ -15,6 +15,8 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..framework.errors import SplitnetError
+from ..framework.layout import DEFAULT_LAYOUT, LAYOUTS, check_layout
 from ..framework.targets import describe, runs_here, target_key
 
 TUNING_DIR_ENV = "SPLITNET_TUNING_DIR"
@@ -30,22 +32,26 @@ def tuning_root() -> Path:
 
 @dataclass(frozen=True)
 class TuningKey:
-    """What a database was tuned for. ``shares`` are the branch width shares, rounded."""
+    """What a database was tuned for. ``shares`` are the branch width shares, rounded;
+    ``layout`` is the convolutions' layout the records were tuned in (a build applying them
+    uses it too; databases written before layouts existed are NCHW)."""
 
     model: str
     input_shape: tuple[int, ...]
     n: int
     shares: tuple[float, ...]
     target: dict
+    layout: str = DEFAULT_LAYOUT
 
     @staticmethod
-    def of(model: str, input_shape, shares, target: dict) -> TuningKey:
+    def of(model: str, input_shape, shares, target: dict, layout: str = DEFAULT_LAYOUT) -> TuningKey:
         return TuningKey(
             model,
             tuple(int(d) for d in input_shape),
             len(shares),
             tuple(round(float(s), 4) for s in shares),
             dict(target),
+            check_layout(layout),
         )
 
     @property
@@ -53,7 +59,8 @@ class TuningKey:
         shape = "x".join(str(d) for d in self.input_shape)
         widths = "-".join(f"{s:g}" for s in self.shares)
         cpu = self.target.get("mcpu", self.target.get("kind", "target"))
-        return f"{self.model}_{shape}_n{self.n}_w{widths}_{cpu}_{self.target.get('num-cores', 1)}core"
+        layout = "" if self.layout == DEFAULT_LAYOUT else f"_{self.layout.lower()}"
+        return f"{self.model}_{shape}_n{self.n}_w{widths}_{cpu}_{self.target.get('num-cores', 1)}core{layout}"
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -64,7 +71,12 @@ class TuningKey:
     @staticmethod
     def from_json(data: dict) -> TuningKey:
         return TuningKey(
-            data["model"], tuple(data["input_shape"]), int(data["n"]), tuple(data["shares"]), data["target"]
+            data["model"],
+            tuple(data["input_shape"]),
+            int(data["n"]),
+            tuple(data["shares"]),
+            data["target"],
+            check_layout(data.get("layout", DEFAULT_LAYOUT)),
         )
 
     def same_build(self, other: TuningKey) -> bool:
@@ -76,10 +88,10 @@ class TuningKey:
         )
 
 
-def key_for(split, target: dict) -> TuningKey:
-    """The key of a :class:`~splitnet.partitioners.SplitModel`'s build for ``target``."""
+def key_for(split, target: dict, layout: str = DEFAULT_LAYOUT) -> TuningKey:
+    """The key of a :class:`~splitnet.partitioners.SplitModel`'s build for ``target`` (tuned in ``layout``)."""
     shares = [b.share for b in split.plan.branches]
-    return TuningKey.of(split.plan.model, split.branches[0].input_shapes[0], shares, target)
+    return TuningKey.of(split.plan.model, split.branches[0].input_shapes[0], shares, target, layout)
 
 
 def _without_cpu(target: dict) -> str:
@@ -149,7 +161,7 @@ def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
         try:
             data = json.loads(key_file.read_text())
             key = TuningKey.from_json(data)
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, SplitnetError):
             continue  # a malformed key is not ours to trust; the build stays untuned
         if data.get("records") == 0:
             continue  # written by a run stopped before any round ended: applying it would tune nothing
@@ -157,20 +169,27 @@ def database_folders(root: Path | None = None) -> list[tuple[Path, TuningKey]]:
     return found
 
 
+# When databases for one build exist in several layouts, the one tried first. NHWC: its
+# convolutions tuned several times faster than NCHW's on x86 (benchmarks/layouts.py).
+LAYOUT_PREFERENCE = ("NHWC", "NCHW")
+assert set(LAYOUT_PREFERENCE) == set(LAYOUTS)
+
+
 def find_database(key: TuningKey, root: Path | None = None) -> DatabaseMatch | None:
-    """The database for ``key``: the exact one, else the one for the same build on the nearest
-    other CPU (:func:`cpu_distance`: the same vector width first, then the same vendor)."""
-    near: list[tuple[int, DatabaseMatch]] = []
+    """The database for ``key``'s build: this CPU's, else the nearest other CPU's
+    (:func:`cpu_distance`: the same vector width first, then the same vendor); between
+    layouts of equally near ones, :data:`LAYOUT_PREFERENCE` decides. ``key.layout`` is
+    not matched: a database brings its own layout to the build."""
+    found_near: list[tuple[tuple[int, int], DatabaseMatch]] = []
     cpu = str(key.target.get("mcpu", ""))
     for folder, found in database_folders(root):
-        if not key.same_build(found):
+        if not key.same_build(found) or _without_cpu(found.target) != _without_cpu(key.target):
             continue
-        if target_key(found.target) == target_key(key.target):
-            return DatabaseMatch(folder, found, exact=True)
-        if _without_cpu(found.target) == _without_cpu(key.target):
-            distance = cpu_distance(cpu, str(found.target.get("mcpu", "")))
-            near.append((distance, DatabaseMatch(folder, found, exact=False)))
-    return min(near, key=lambda pair: pair[0])[1] if near else None
+        exact = target_key(found.target) == target_key(key.target)
+        distance = 0 if exact else max(1, cpu_distance(cpu, str(found.target.get("mcpu", ""))))
+        rank = (distance, LAYOUT_PREFERENCE.index(found.layout))
+        found_near.append((rank, DatabaseMatch(folder, found, exact=exact)))
+    return min(found_near, key=lambda pair: pair[0])[1] if found_near else None
 
 
 def untuned_note(key: TuningKey) -> str:

@@ -32,6 +32,7 @@ from tvm_ffi import structural_hash
 
 from ..framework.compile import lowered, to_onnx, to_relax
 from ..framework.errors import SplitnetError
+from ..framework.layout import DEFAULT_LAYOUT
 from ..framework.quiet import quiet_native
 from ..framework.split_model import Part
 from ..framework.targets import to_tvm
@@ -59,13 +60,15 @@ class TuneTask:
     weight: int
 
 
-def extract_tasks(parts: list[Part], target: dict) -> list[TuneTask]:
-    """Distinct tuning tasks over ``parts``; identical nests (equal branches) are merged."""
+def extract_tasks(parts: list[Part], target: dict, layout: str = DEFAULT_LAYOUT) -> list[TuneTask]:
+    """Distinct tuning tasks over ``parts`` with convolutions in ``layout``; identical nests
+    (equal branches) are merged."""
     tvm_target = to_tvm(target)
     merged: dict[int, TuneTask] = {}
     with tempfile.TemporaryDirectory() as scratch:
         for part in parts:
-            mod = lowered(to_relax(part, to_onnx(part, Path(scratch) / f"{part.name}.onnx")), tvm_target)
+            onnx_model = to_onnx(part, Path(scratch) / f"{part.name}.onnx")
+            mod = lowered(to_relax(part, onnx_model, layout), tvm_target)
             for task in ms.relax_integration.extract_tasks(mod, tvm_target):
                 if task.mod.attrs and task.mod.attrs.get("tirx.is_scheduled", False):
                     continue
@@ -190,7 +193,7 @@ def tune(
     work.mkdir(parents=True, exist_ok=True)
     state_path = work / STATE_FILE
     state = TuneState.load(state_path)
-    tasks = extract_tasks(parts, key.target)
+    tasks = extract_tasks(parts, key.target, key.layout)
     if not tasks:
         raise SplitnetError(f"{key.model} has no tunable tasks for this target", "nothing to tune")
     # The task scheduler starts its rounds from the first task: after a resume, the tasks not

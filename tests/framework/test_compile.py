@@ -30,6 +30,20 @@ def test_compiled_tiny_parts_match_mxnet(tiny_reference, tiny_graph, n, tmp_path
     assert abs(head(*features) - split(x)).max() <= ATOL_FP32
 
 
+def test_nhwc_builds_give_the_same_answers_under_their_own_cache_key(tiny_reference, tiny_graph, tmp_path):
+    split = _split(tiny_reference, tiny_graph, 2)
+    x = random_input(tiny_reference.spec.input_shape, seed=3)
+    for branch in split.branches:
+        nchw = compile_part(branch, host_target(), cache_dir=tmp_path)
+        nhwc = compile_part(branch, host_target(), cache_dir=tmp_path, layout="NHWC")
+        assert nhwc.key != nchw.key and not nhwc.cached
+        got = LocalModule(nhwc)(x)
+        assert got.shape == branch.output_shape
+        assert abs(got - branch(x)).max() <= ATOL_FP32
+    with pytest.raises(SplitnetError, match="unknown layout 'NCHW16c'"):
+        compile_part(split.branches[0], host_target(), cache_dir=tmp_path, layout="NCHW16c")
+
+
 def test_second_compile_comes_from_the_cache(tiny_reference, tiny_graph, tmp_path):
     branch = _split(tiny_reference, tiny_graph, 2).branches[0]
     first = compile_part(branch, host_target(), cache_dir=tmp_path)

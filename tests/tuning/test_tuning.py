@@ -13,6 +13,7 @@ import pytest
 from conftest import ATOL_FP32, random_input, splitrun, splitrun_popen
 
 from splitnet.framework.compile import LocalModule, compile_part, to_onnx
+from splitnet.framework.errors import SplitnetError
 from splitnet.framework.onnx_fold import fold_batch_norm
 from splitnet.framework.targets import host_target
 from splitnet.partitioners import partition
@@ -87,6 +88,28 @@ def test_lookup_exact_other_cpu_and_none(tmp_path):
     assert find_database(key, tmp_path).path != exact  # an empty database would tune nothing: skipped
 
 
+def test_a_database_brings_its_layout_and_nhwc_is_preferred_between_equals(tmp_path):
+    target = {"kind": "llvm", "mcpu": "znver4", "mtriple": "x86_64-linux-gnu", "num-cores": 1}
+    key = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), target)
+    nchw = _database(tmp_path, key)
+    assert find_database(key, tmp_path).key.layout == "NCHW"
+    # a key written before layouts existed reads as NCHW
+    assert TuningKey.from_json({k: v for k, v in key.to_json().items() if k != "layout"}).layout == "NCHW"
+    # an NHWC database for another CPU does not beat this CPU's NCHW one...
+    far = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), {**target, "mcpu": "rocketlake"}, layout="NHWC")
+    _database(tmp_path, far)
+    assert find_database(key, tmp_path).path == nchw
+    # ...but this CPU's NHWC one does, whatever layout the build asked for: it brings its own
+    nhwc_key = TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), target, layout="NHWC")
+    nhwc = _database(tmp_path, nhwc_key)
+    assert nhwc.name == nchw.name + "_nhwc"
+    for asked in (key, nhwc_key):
+        match = find_database(asked, tmp_path)
+        assert match.path == nhwc and match.exact and match.key.layout == "NHWC"
+    with pytest.raises(SplitnetError, match="unknown layout"):
+        TuningKey.of("m", (1, 3, 8, 8), (0.5, 0.5), target, layout="NCHW8c")
+
+
 def test_the_nearest_cpu_is_applied_when_this_one_has_none(tmp_path):
     """Databases ship per CPU; a machine with none of its own gets the closest (vector width, then vendor)."""
     target = {"kind": "llvm", "mcpu": "icelake-server", "mtriple": "x86_64-linux-gnu", "num-cores": 1}
@@ -122,15 +145,16 @@ def test_tune_resume_and_apply(tmp_path):
     assert first.returncode == 0, first.stderr
     assert "database written" in first.stderr and "ETA" in first.stderr
     (folder,) = [p for p in out.iterdir() if p.name != WORK_FOLDER]
+    # A round can hold fewer candidates than --batch (small elementwise tasks, like the uint8
+    # frame's front or NHWC's transposes, have few distinct schedules) and MetaSchedule checks
+    # the budget between rounds, so a run may end up to one round past it.
     state = json.loads((out / WORK_FOLDER / folder.name / STATE_FILE).read_text())
-    assert state["trials_done"] == 8
+    assert 8 <= state["trials_done"] < 8 + 8
+    assert folder.name.endswith("_nhwc")  # tuned, and so built, in the default layout
     second = splitrun(*args, "--trials", "16", "--resume", timeout=600)
     assert second.returncode == 0, second.stderr
-    assert "8 trials already measured" in second.stderr
+    assert f"{state['trials_done']} trials already measured" in second.stderr
     state = json.loads((out / WORK_FOLDER / folder.name / STATE_FILE).read_text())
-    # A round can hold fewer candidates than --batch (the uint8 frame's small elementwise front
-    # task has few distinct schedules) and MetaSchedule checks the budget between rounds, so a
-    # run may end up to one round past it.
     assert 16 <= state["trials_done"] < 16 + 8 and len(state["best_s"]) >= 2
     assert json.loads((folder / KEY_FILE).read_text())["records"] >= 2
     shutil.rmtree(out / WORK_FOLDER)  # what ships is the pruned folder alone
