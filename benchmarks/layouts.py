@@ -14,6 +14,12 @@ NCHW: what the unsplit onnxruntime baseline runs).
 Layout transforms at the edges are not counted: a whole network in NCHWc converts once at
 its input and output. Same trials, same run, so the ratios compare; the times do not
 compare across machines or sessions.
+
+    python benchmarks/layouts.py --branch --repeat 40
+
+does the same for a whole N=2 ResNet18 branch as splitrun builds it (uint8 frames): built
+with each shipped database of this CPU for that build (one per layout), pinned to one core,
+timed alternately in this process, beside onnxruntime (one thread) on the same branch graph.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ import logging
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TVM_NUM_THREADS", "1")  # one core, as a board has
 
 import onnxruntime as ort  # noqa: E402
 import tvm  # noqa: E402
@@ -110,14 +118,87 @@ def onnxruntime_ms(channels: int, size: int, repeat: int = 50) -> float:
     return float(np.median(times)) * 1000.0
 
 
+def branch_times(model: str, repeat: int) -> dict:
+    """Median ms of one N=2 branch built with each of this CPU's databases (alternating), and onnxruntime's."""
+    from splitnet.framework.compile import LocalModule, compile_part, to_onnx
+    from splitnet.framework.targets import target_key
+    from splitnet.framework.wire import DEFAULT_WIRE, with_wire
+    from splitnet.partitioners import partition
+    from splitnet.tuning.key import database_folders, key_for
+    from splitnet.zoo import load_reference
+
+    os.sched_setaffinity(0, {0})
+    reference = load_reference(model)
+    split = with_wire(partition(reference, 2, None, 8), DEFAULT_WIRE, reference.spec.preprocessing)
+    branch, target = split.branches[0], host_target()
+    key = key_for(split, target)
+    found = {
+        db.layout: folder
+        for folder, db in database_folders()
+        if key.same_build(db) and target_key(db.target) == target_key(target)
+    }
+    if not found:
+        raise SystemExit(f"no database for {model} N=2 on {target.get('mcpu')}: run splitrun tune first")
+    modules = {
+        layout: LocalModule(compile_part(branch, target, database=folder, layout=layout))
+        for layout, folder in sorted(found.items())
+    }
+    frame = np.random.default_rng(0).integers(0, 256, reference.spec.input_shape).astype(np.uint8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    with tempfile.TemporaryDirectory() as scratch:
+        model_onnx = to_onnx(branch, Path(scratch) / "branch.onnx")
+    # mxnet's exporter lists the weights as graph inputs too; onnxruntime then cannot treat
+    # them as constants (no Conv+BN fusion), which would handicap it (as in speed.py).
+    weights = {t.name for t in model_onnx.graph.initializer}
+    inputs = [i for i in model_onnx.graph.input if i.name not in weights]
+    del model_onnx.graph.input[:]
+    model_onnx.graph.input.extend(inputs)
+    graph = model_onnx.SerializeToString()
+    ort.set_default_logger_severity(3)  # errors only
+    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    runs = {layout: (lambda m=m: m(frame)) for layout, m in modules.items()}
+    runs["onnxruntime"] = lambda: session.run(None, {name: frame})
+    answers = {layout: m(frame) for layout, m in modules.items()}
+    reference_out = session.run(None, {name: frame})[0]
+    times: dict[str, list[float]] = {what: [] for what in runs}
+    for fn in runs.values():
+        fn()
+    for _ in range(repeat):  # alternating, so a busy spell on the machine hits every build alike
+        for what, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[what].append(time.perf_counter() - start)
+    medians = {what: float(np.median(t)) * 1000.0 for what, t in times.items()}
+    diffs = {layout: float(np.abs(out - reference_out).max()) for layout, out in answers.items()}
+    return {"databases": {k: v.name for k, v in found.items()}, "ms": medians, "max_abs_diff_vs_ort": diffs}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=48, help="MetaSchedule trials per convolution and layout")
     parser.add_argument("--stages", default="stage1,stage3", help=f"which of {', '.join(STAGES)}")
     parser.add_argument("--block", type=int, default=16, help="x of NCHW[x]c (16 floats = one AVX-512 vector)")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--branch", action="store_true", help="time a whole N=2 branch per shipped database instead")
+    parser.add_argument("--model", default="resnet18_v1", help="with --branch (default resnet18_v1)")
+    parser.add_argument("--repeat", type=int, default=40, help="with --branch: timed calls of each build")
     args = parser.parse_args()
     logging.getLogger("tvm.s_tir.meta_schedule").setLevel(logging.WARNING)
+    if args.branch:
+        result = branch_times(args.model, args.repeat)
+        ort_ms = result["ms"]["onnxruntime"]
+        print(f"one N=2 {args.model} branch, uint8 frame, one pinned core, medians of {args.repeat} alternating calls:")
+        for what, ms_ in result["ms"].items():
+            where = f" (database {result['databases'][what]})" if what in result["databases"] else ""
+            diff = result["max_abs_diff_vs_ort"].get(what)
+            extra = f", {ms_ / ort_ms:.2f}x onnxruntime, max abs diff {diff:.2e}" if diff is not None else ""
+            print(f"  {what}: {ms_:.2f} ms{extra}{where}")
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(result, out, indent=2)
+        return
     target_dict = host_target()
     target = tvm.target.Target(target_dict)
     layouts = ["NCHW", "NHWC", f"NCHW{args.block}c"]
