@@ -116,7 +116,7 @@ def test_tune_on_qemu_boards_and_the_run_applies_it(tmp_path, no_leaked_boards):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     said = proc.stdout + proc.stderr
     assert "candidates are timed on the boards" in said and "under qemu" in said
-    (folder,) = [p for p in out.iterdir() if p.name.endswith("cortex-a9_1core")]
+    (folder,) = [p for p in out.iterdir() if p.name.endswith("cortex-a9_1core_nhwc")]  # NHWC: the default layout
     assert json.loads((folder / "key.json").read_text())["records"] >= 1
     runs = tmp_path / "run.json"
     proc = splitrun(
