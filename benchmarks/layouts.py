@@ -37,9 +37,9 @@ import numpy as np
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TVM_NUM_THREADS", "1")  # one core, as a board has
 
-import onnxruntime as ort  # noqa: E402
 import tvm  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
+from ort_baseline import one_thread_session, weights_as_constants  # noqa: E402
 from tvm import te, topi  # noqa: E402
 from tvm.s_tir import meta_schedule as ms  # noqa: E402
 
@@ -105,9 +105,7 @@ def onnxruntime_ms(channels: int, size: int, repeat: int = 50) -> float:
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = one_thread_session(model.SerializeToString())
     x = rng.standard_normal((1, channels, size, size)).astype(np.float32)
     session.run(None, {"x": x})
     times = []
@@ -144,19 +142,9 @@ def branch_times(model: str, repeat: int) -> dict:
         for layout, folder in sorted(found.items())
     }
     frame = np.random.default_rng(0).integers(0, 256, reference.spec.input_shape).astype(np.uint8)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
     with tempfile.TemporaryDirectory() as scratch:
         model_onnx = to_onnx(branch, Path(scratch) / "branch.onnx")
-    # mxnet's exporter lists the weights as graph inputs too; onnxruntime then cannot treat
-    # them as constants (no Conv+BN fusion), which would handicap it (as in speed.py).
-    weights = {t.name for t in model_onnx.graph.initializer}
-    inputs = [i for i in model_onnx.graph.input if i.name not in weights]
-    del model_onnx.graph.input[:]
-    model_onnx.graph.input.extend(inputs)
-    graph = model_onnx.SerializeToString()
-    ort.set_default_logger_severity(3)  # errors only
-    session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    session = one_thread_session(weights_as_constants(model_onnx).SerializeToString())
     name = session.get_inputs()[0].name
     runs = {layout: (lambda m=m: m(frame)) for layout, m in modules.items()}
     runs["onnxruntime"] = lambda: session.run(None, {name: frame})

@@ -75,7 +75,7 @@ def peers(model: str, repeat: int) -> dict:
     """MXNet and onnxruntime, one thread each, on the unsplit body+head and on one N=2 branch."""
     import mxnet as mx
     import onnx
-    import onnxruntime as ort
+    from ort_baseline import one_thread_session, weights_as_constants
 
     from splitnet.framework.compile import to_onnx
     from splitnet.partitioners import partition
@@ -85,10 +85,6 @@ def peers(model: str, repeat: int) -> dict:
     x = np.random.RandomState(0).rand(*reference.spec.input_shape).astype(np.float32)
     whole = partition(reference, 1).branches[0]
     branch = partition(reference, 2).branches[0]
-    ort.set_default_logger_severity(3)  # errors only
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
     out = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name, part in (("unsplit", whole), ("branch", branch)):
@@ -97,15 +93,8 @@ def peers(model: str, repeat: int) -> dict:
             data = mx.nd.array(x)
             out[f"mxnet_{name}_ms"] = _median_ms(lambda b=block, d=data: b(d).wait_to_read(), repeat)
             path = Path(scratch) / f"{name}.onnx"
-            model = to_onnx(part, path)
-            # mxnet's exporter lists the weights as graph inputs too; onnxruntime then cannot
-            # treat them as constants (no Conv+BN fusion), which would handicap it.
-            weights = {t.name for t in model.graph.initializer}
-            inputs = [i for i in model.graph.input if i.name not in weights]
-            del model.graph.input[:]
-            model.graph.input.extend(inputs)
-            onnx.save(model, str(path))
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            onnx.save(weights_as_constants(to_onnx(part, path)), str(path))
+            session = one_thread_session(str(path))
             feed = {session.get_inputs()[0].name: x}
             out[f"ort_{name}_ms"] = _median_ms(lambda s=session, f=feed: s.run(None, f), repeat)
     return out
@@ -114,29 +103,22 @@ def peers(model: str, repeat: int) -> dict:
 def _ort_model(model: str, path: Path) -> None:
     """The unsplit model as an ONNX file onnxruntime treats fairly (weights as constants)."""
     import onnx
+    from ort_baseline import weights_as_constants
 
     from splitnet.framework.compile import to_onnx
     from splitnet.partitioners import partition
     from splitnet.zoo import load_reference
 
     exported = to_onnx(partition(load_reference(model), 1).branches[0], path)
-    weights = {t.name for t in exported.graph.initializer}
-    inputs = [i for i in exported.graph.input if i.name not in weights]
-    del exported.graph.input[:]
-    exported.graph.input.extend(inputs)
-    onnx.save(exported, str(path))
+    onnx.save(weights_as_constants(exported), str(path))
 
 
 def ort_worker(path: str, core: int, frames: int, start_at: float) -> None:
     """(A subprocess) onnxruntime, one thread, pinned to ``core``: print per-frame seconds and the wall span."""
-    import onnxruntime as ort
+    from ort_baseline import one_thread_session
 
     os.sched_setaffinity(0, {core})
-    ort.set_default_logger_severity(3)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    session = one_thread_session(path)
     name = session.get_inputs()[0].name
     shape = session.get_inputs()[0].shape
     xs = [np.random.RandomState(i).rand(*shape).astype(np.float32) for i in range(2)]
