@@ -1,17 +1,24 @@
 """Does a second RPC session per board overlap the frame's copy with compute? Measured, not assumed.
 
-    python benchmarks/lanes.py --runs 24
+    python benchmarks/lanes.py --runs 24                       # one board: 1 lane vs 2
+    python benchmarks/lanes.py --boards 2 --frames 80 --server cpp   # both N=2 branches, 2 boards
 
 A TVM RPC server serves one session at a time and a session carries one call at a time, so
 "frame k+1 travels while frame k computes" needs a second server on the board (a second
-lane). This starts two real RPC servers pinned to one core (one single-core board), loads
-one N=2 ResNet18 branch (tuned with the database that matches) on both, and times frames
-through one session, then through both from two threads, for uint8 and float32 frames.
-Frames alternate between two images so every frame is really copied.
+lane). This starts real RPC servers (``--server python``: TVM's ``rpc_server``; ``cpp``: the
+``tvm_rpc`` that ``splitrun setup arm --cpp x86_64`` builds with the copy fix), each board's
+lanes pinned to the board's one core, loads an N=2 ResNet18 branch (tuned with the database
+that matches) on every lane, and times frames.
 
-What it showed on this machine (README, Speed): the copy costs the board's own core, so
-with float32 frames a second lane is slower, and with uint8 frames (2 ms of copy) it gains
-a few percent; splitnet keeps one session per board and sends uint8 frames instead.
+* ``--boards 1``: one board, one branch; frames through one session, then through two from
+  two threads, for uint8 and float32 frames.
+* ``--boards 2``: two boards (cores 0 and 1), branch i on board i; every frame goes to both
+  boards, taken by whichever lane of the board is free; 1 lane per board, then 2, twice,
+  alternating. ``--no-copy`` calls on the frame already on the board: the ceiling copies
+  leave.
+
+Frames alternate between images, so every frame is really copied. What it showed on this
+machine is in the README (Speed: Copies).
 """
 
 from __future__ import annotations
@@ -19,10 +26,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -34,20 +43,27 @@ from splitnet.framework.targets import host_target
 from splitnet.framework.wire import with_wire
 from splitnet.partitioners import partition
 from splitnet.runtime import free_port
+from splitnet.runtime.arm.paths import ArmPaths
 from splitnet.strategies.build import TunedBuilder
 from splitnet.zoo import get_model_spec, load_reference
 
 
-def _servers(count: int, core: int) -> tuple[list[int], list[subprocess.Popen]]:
+def _servers(count: int, core: int, server: str = "python") -> tuple[list[int], list[subprocess.Popen]]:
     ports, procs = [], []
     for _ in range(count):
         port = free_port("127.0.0.1")
-        args = [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1"]
-        args += ["--port", str(port), "--port-end", str(port + 1)]
+        if server == "cpp":  # SIGPIPE ignored, its own folder (it keeps uploads where it runs)
+            tvm_rpc = str(ArmPaths.default().tvm_rpc("x86_64"))
+            args = ["/bin/sh", "-c", "trap '' PIPE; exec \"$@\"", "tvm_rpc", tvm_rpc, "server"]
+            args += ["--host=127.0.0.1", f"--port={port}", f"--port-end={port + 1}"]
+        else:
+            args = [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1"]
+            args += ["--port", str(port), "--port-end", str(port + 1)]
         procs.append(
             subprocess.Popen(
                 args,
                 env={**os.environ, "TVM_NUM_THREADS": "1"},
+                cwd=tempfile.mkdtemp(prefix="lane-"),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
@@ -64,6 +80,13 @@ def _servers(count: int, core: int) -> tuple[list[int], list[subprocess.Popen]]:
     return ports, procs
 
 
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 class Lane:
     """One session on one server: the branch loaded, and one input buffer refilled per frame."""
 
@@ -75,23 +98,30 @@ class Lane:
         self.buffer = None
         self.copy_s: list[float] = []
 
-    def frame(self, x: np.ndarray) -> None:
+    def frame(self, x: np.ndarray, copy: bool = True) -> None:
         start = time.perf_counter()
         if self.buffer is None:
             self.buffer = tvm.runtime.empty(x.shape, str(x.dtype), self.dev)
-        self.buffer.copyfrom(x)
+            copy = True
+        if copy:
+            self.buffer.copyfrom(x)
         self.copy_s.append(time.perf_counter() - start)
         self.main(self.buffer).numpy()
 
 
-def measure(wire: str, runs: int, core: int) -> dict:
+def _branches(wire: str, count: int) -> tuple[list[bytes], list[str], tuple[int, ...]]:
     spec = get_model_spec("resnet18_v1")
     split = with_wire(partition(load_reference("resnet18_v1"), 2, (0.5, 0.5), 8), wire, spec.preprocessing)
     builder = TunedBuilder(split)
-    library = builder.for_target(split.branches[0], host_target(1)).path.read_bytes()
+    libraries = [builder.for_target(split.branches[i], host_target(1)).path.read_bytes() for i in range(count)]
+    return libraries, builder.notes, spec.input_shape
+
+
+def measure(wire: str, runs: int, core: int, server: str = "python") -> dict:
+    (library,), notes, shape = _branches(wire, 1)
     dtype = np.uint8 if wire == "uint8" else np.float32
-    frames = [np.random.RandomState(i).randint(0, 256, spec.input_shape).astype(dtype) for i in range(2)]
-    ports, procs = _servers(2, core)
+    frames = [np.random.RandomState(i).randint(0, 256, shape).astype(dtype) for i in range(2)]
+    ports, procs = _servers(2, core, server)
     try:
         lanes = [Lane(port, library) for port in ports]
         for lane in lanes:
@@ -116,21 +146,72 @@ def measure(wire: str, runs: int, core: int) -> dict:
             thread.join()
         two = 2 * (runs // 2) / (time.perf_counter() - start)
         copy_two = float(np.median([s for lane in lanes for s in lane.copy_s])) * 1000.0
-        return {"wire": wire, "tuning": builder.notes, "one_fps": one, "two_fps": two, "copy_ms": (copy_one, copy_two)}
+        return {"wire": wire, "tuning": notes, "one_fps": one, "two_fps": two, "copy_ms": (copy_one, copy_two)}
     finally:
-        for proc in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(procs)
+
+
+def two_boards(frames_count: int, lanes_per_board: int, server: str, copy: bool, libraries: list[bytes]) -> float:
+    """Frames/s with every frame computed by both boards (branch i on board i)."""
+    shape = get_model_spec("resnet18_v1").input_shape
+    frames = [np.random.RandomState(i).randint(0, 256, shape).astype(np.uint8) for i in range(8)]
+    procs: list[subprocess.Popen] = []
+    try:
+        boards = []
+        for core in (0, 1):
+            ports, started = _servers(lanes_per_board, core, server)
+            procs += started
+            boards.append([Lane(port, libraries[core]) for port in ports])
+        for lanes in boards:
+            for lane in lanes:
+                lane.frame(frames[0])
+        queues: list[queue.Queue] = [queue.Queue() for _ in boards]
+
+        def worker(lane: Lane, work: queue.Queue) -> None:
+            while (k := work.get()) is not None:
+                lane.frame(frames[k % len(frames)], copy)
+
+        threads = [
+            threading.Thread(target=worker, args=(lane, queues[b])) for b, lanes in enumerate(boards) for lane in lanes
+        ]
+        for thread in threads:
+            thread.start()
+        start = time.perf_counter()
+        for k in range(frames_count):
+            for work in queues:
+                work.put(k)
+        for work in queues:
+            for _ in range(lanes_per_board):
+                work.put(None)
+        for thread in threads:
+            thread.join()
+        return frames_count / (time.perf_counter() - start)
+    finally:
+        _stop(procs)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=24)
-    parser.add_argument("--core", type=int, default=0, help="the core both servers are pinned to")
+    parser.add_argument("--runs", type=int, default=24, help="--boards 1: frames per measurement")
+    parser.add_argument("--core", type=int, default=0, help="--boards 1: the core both servers are pinned to")
+    parser.add_argument("--boards", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--frames", type=int, default=80, help="--boards 2: frames per measurement")
+    parser.add_argument("--server", choices=("python", "cpp"), default="python")
+    parser.add_argument("--no-copy", action="store_true", help="--boards 2: frames already on the boards")
     args = parser.parse_args()
+    if args.server == "cpp" and not ArmPaths.default().cpp_ready("x86_64"):
+        print("error: no C++ server for this host (run: splitrun setup arm --cpp x86_64)")
+        return 2
+    if args.boards == 2:
+        libraries, notes, _ = _branches("uint8", 2)
+        copies = ", no copies" if args.no_copy else ""
+        print(f"two boards, {args.server} server, uint8 frames{copies} [{'; '.join(notes)}]")
+        for lanes in (1, 2, 1, 2):
+            fps = two_boards(args.frames, lanes, args.server, not args.no_copy, libraries)
+            print(f"{lanes} lane(s) per board: {fps:6.2f} frames/s (both branches of every frame)")
+        return 0
     for wire in ("uint8", "float32"):
-        r = measure(wire, args.runs, args.core)
+        r = measure(wire, args.runs, args.core, args.server)
         print(
             f"{wire:7s} 1 session {r['one_fps']:5.1f} frames/s (copy {r['copy_ms'][0]:.2f} ms) | "
             f"2 sessions {r['two_fps']:5.1f} frames/s (copy {r['copy_ms'][1]:.2f} ms): "

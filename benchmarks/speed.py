@@ -22,6 +22,9 @@ Beside them:
   parallel, one process per core).
 * **the wire**: bytes per frame copied to the boards and copy milliseconds per frame
   (``--wire uint8``, the default, or ``float32``), from the run's own counters.
+* **the boards' server** (``--server``): ``cpp``, the C++ ``tvm_rpc`` a PYNQ runs, built for
+  this host with the copy fix (``splitrun setup arm --cpp x86_64``), when it is built; else
+  ``python``, TVM's Python ``rpc_server`` (``benchmarks/copies.py`` shows what each costs).
 
 Under the tables, the targets of issue 16, each with met or missed.
 
@@ -215,6 +218,17 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire
     return {"boards": len(modules), "fps": len(modules) * frames_per_board / wall}
 
 
+def _server(wanted: str) -> str:
+    """``--server auto``: the C++ server where ``splitrun setup arm --cpp x86_64`` built it."""
+    from splitnet.runtime.arm.paths import ArmPaths
+    from splitnet.runtime.inventory import HOST_CPP
+
+    if wanted != "auto":
+        return wanted
+    arch = HOST_CPP.get(os.uname().machine)
+    return "cpp" if arch and ArmPaths.default().cpp_ready(arch) else "python"
+
+
 def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE) -> dict:
     options = RunOptions(model=model, branches=n, runs=runs, warmup=3, depth=depth, inventory=inventory, wire=wire)
     report = run(options)
@@ -238,6 +252,7 @@ def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, 
         "fidelity": report.fidelity_max_abs_diff,
         "tuning": list(report.tuning),
         "wire": report.wire,
+        "servers": report.servers,
     }
 
 
@@ -282,12 +297,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--branches", default=",".join(map(str, BRANCH_COUNTS)))
     parser.add_argument("--wire", choices=WIRES, default=DEFAULT_WIRE, help="frames on the wire (default uint8)")
     parser.add_argument("--json", type=Path, default=Path("speed-benchmark.json"))
+    parser.add_argument(
+        "--server", choices=("auto", "python", "cpp"), default="auto", help="boards' RPC server (auto: cpp if built)"
+    )
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--ort-worker":  # one onnxruntime process pinned to a core (ort_on_boards)
         ort_worker(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
         return 0
     args = parser.parse_args(argv)
     out = Console(highlight=False, width=200)
+    os.environ["SPLITNET_SERVER"] = _server(args.server)
     try:
         rows = [
             split_run(args.model, int(n), args.runs, args.depth, args.inventory, args.wire)
@@ -351,10 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     out.print(peer_table)
     for row in rows:
         out.print(f"N={row['n']} tuning: {'; '.join(row['tuning'])}", soft_wrap=True)
+    servers = sorted({kind for row in rows for kind in row["servers"].values()})
+    out.print(f"boards' RPC server: {', '.join(servers)} (--server {args.server})")
     goals = targets(rows, ort, baselines)
     for what, figure, met in goals:
         out.print(f"target N=2 {what}: {figure} {'met' if met else 'MISSED'}")
-    data = {"runs": rows, "data_parallel": parallel, "peers": baselines, "onnxruntime_boards": ort}
+    data = {"runs": rows, "data_parallel": parallel, "peers": baselines, "onnxruntime_boards": ort, "server": servers}
     data["targets"] = [{"target": what, "figure": figure, "met": met} for what, figure, met in goals]
     args.json.write_text(json.dumps(data, indent=2) + "\n")
     out.print(f"written to {args.json}")

@@ -1,13 +1,15 @@
 """``splitrun setup arm``: what local ARM boards need to run real ARM code under qemu.
 
-    splitrun setup arm [--cpp armhf,aarch64] [--no-rpi4] [--tvm-src DIR|TGZ] [--cache DIR]
+    splitrun setup arm [--cpp armhf,aarch64,x86_64] [--no-rpi4] [--no-rpc-patch] [--tvm-src DIR|TGZ] [--cache DIR]
 
 Installs the host packages (qemu user-mode, the cross compilers), cross-builds TVM's C++ RPC
-server for each ``--cpp`` architecture (default armhf, the PYNQ-Z1's) from a TVM source of
-the installed version, and (unless ``--no-rpi4``) builds an arm64 user space with the real
-Python RPC server from the aarch64 wheels for the Raspberry Pi 4. Every step is skipped when
-its outputs are already there, so a second run does nothing and says so. The cache folder is
-``SPLITNET_ARM_CACHE`` or ``~/.cache/splitnet/arm``.
+server for each ``--cpp`` architecture (default armhf, the PYNQ-Z1's; ``x86_64`` builds it for
+this host, for stand-ins with ``server: cpp``) from a TVM source of the installed version,
+with one fix to its copies (:mod:`runtime.arm.rpc_patch`), and (unless ``--no-rpi4``) builds
+an arm64 user space with the real Python RPC server from the aarch64 wheels for the
+Raspberry Pi 4. Every step is skipped when its outputs are already there, so a second run
+does nothing and says so. The cache folder is ``SPLITNET_ARM_CACHE`` or
+``~/.cache/splitnet/arm``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..framework.errors import SplitnetError
 
 NAME = "setup"
 SUMMARY = "set up real ARM boards under qemu (splitrun setup arm)"
-ARCHES = ("armhf", "aarch64")
+ARCHES = ("armhf", "aarch64", "x86_64")  # x86_64: this host, for stand-ins with server: cpp
 
 
 def _arches(text: str) -> tuple[str, ...]:
@@ -36,9 +38,15 @@ def _arches(text: str) -> tuple[str, ...]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=["arm"], help="what to set up: arm (qemu ARM boards)")
     parser.add_argument(
-        "--cpp", type=_arches, default=("armhf",), help="C++ RPC servers to cross-build (default armhf; armhf,aarch64)"
+        "--cpp",
+        type=_arches,
+        default=("armhf",),
+        help="C++ RPC servers to build (default armhf; of armhf,aarch64,x86_64; x86_64: stand-ins with server: cpp)",
     )
     parser.add_argument("--no-rpi4", action="store_true", help="skip the arm64 user space and Python server (rpi4)")
+    parser.add_argument(
+        "--no-rpc-patch", action="store_true", help="build TVM's copies as they are (for comparison: byte by byte)"
+    )
     parser.add_argument(
         "--tvm-src",
         type=Path,
@@ -59,8 +67,8 @@ def execute(args: argparse.Namespace) -> int:
     from ..runtime.arm.steps import Context, plan
 
     paths = ArmPaths(args.cache) if args.cache is not None else ArmPaths.default()
-    steps = plan(args.cpp, rpi4=not args.no_rpi4)
-    ctx = Context(source=args.tvm_src or default_source(), log_dir=paths.root / "logs")
+    steps = plan(args.cpp, rpi4=not args.no_rpi4, patch=not args.no_rpc_patch)
+    ctx = Context(source=args.tvm_src or default_source(), log_dir=paths.root / "logs", rpc_patch=not args.no_rpc_patch)
     console.print(f"ARM set-up in {paths.root}")
     start = time.monotonic()
     results = run_steps(paths, steps, ctx, say=lambda line: console.print(line, highlight=False))
@@ -90,6 +98,8 @@ def execute(args: argparse.Namespace) -> int:
         if ok
     ]
     out.print(f"ready under qemu: {', '.join(ready) or 'nothing'}")
+    if paths.cpp_ready("x86_64"):
+        out.print("ready on this host: the C++ server for stand-ins with server: cpp (x86_64)")
     if paths.root != ArmPaths.default().root:
         out.print(f"boards look in {ArmPaths.default().root}: set SPLITNET_ARM_CACHE={paths.root} to use this set-up")
     return 0

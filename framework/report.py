@@ -115,6 +115,7 @@ class RunReport:
     host_heads: int = 0  # coded policy: frames whose head ran on the host (more blocks lost than parity recovers)
     predictions: tuple[dict, ...] = ()  # --images: per image, ImagePrediction fields (framework/predictions.py)
     wire: dict = field(default_factory=dict)  # format, frame_bytes, sent_bytes_per_frame, copy_ms_per_frame
+    servers: dict[str, str] = field(default_factory=dict)  # local board -> its RPC server (python, cpp-x86_64, ...)
 
     @property
     def ok(self) -> bool:

@@ -8,11 +8,17 @@ nothing here can execute ARM code. Once ``splitrun setup arm`` has run, a local 
 runs *under qemu* instead (``emulation: auto``, the default): a real ARM RPC server, and its
 branch built for the board's own target (:mod:`arm`). ``emulation: host`` keeps the stand-in;
 ``SPLITNET_EMULATION`` (``host`` or ``qemu``) decides for every board left at ``auto``.
+
+A local board that runs on this host's CPU (a stand-in, or a native board) runs TVM's Python
+``rpc_server`` unless it says ``server: cpp`` (or ``SPLITNET_SERVER=cpp`` says it for every
+board that does not say): then it runs the C++ ``tvm_rpc`` a PYNQ runs, built for this host
+with the copy fix of :mod:`arm.rpc_patch` (``splitrun setup arm --cpp x86_64``).
 """
 
 from __future__ import annotations
 
 import os
+import platform
 from dataclasses import dataclass, field
 
 from ..framework.targets import describe, host_target, runs_here
@@ -23,6 +29,9 @@ LOOPBACK = "127.0.0.1"
 DEFAULT_TRACKER_PORT = 9190  # TVM's usual tracker port, used when only a host is given
 EMULATIONS = ("auto", "qemu", "host")
 EMULATION_ENV = "SPLITNET_EMULATION"
+SERVERS = ("python", "cpp")
+SERVER_ENV = "SPLITNET_SERVER"
+HOST_CPP = {"x86_64": "x86_64"}  # this machine's architecture -> the C++ server built for it
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class Board:
     netns: str | None = None  # local boards: the network namespace its server runs in
     preset: str | None = None
     emulation: str = "auto"  # local ARM boards: auto (qemu when set up), qemu, host (stand-in)
+    server: str | None = None  # local boards on this host's CPU: python or cpp (None: SPLITNET_SERVER, else python)
 
     @property
     def foreign(self) -> bool:
@@ -73,6 +83,23 @@ class Board:
         if not self.foreign or self.wanted_emulation == "host" or arch_of(self.target) is None:
             return None
         return ArmPaths.default().server_for(self.target)
+
+    @property
+    def wanted_server(self) -> str:
+        env = os.environ.get(SERVER_ENV)
+        return self.server or (env if env in SERVERS else "python")
+
+    @property
+    def host_server(self) -> str | None:
+        """``cpp-x86_64`` when this local board runs the C++ server natively, else None (Python)."""
+        if not self.local or self.under_qemu or self.wanted_emulation == "qemu" or self.wanted_server != "cpp":
+            return None
+        return f"cpp-{HOST_CPP.get(platform.machine(), platform.machine())}"
+
+    @property
+    def server_kind(self) -> str:
+        """What the reports say a local board's server is: ``python``, ``cpp-x86_64``, ``cpp-armhf``, ..."""
+        return self.qemu_server or self.host_server or "python"
 
     @property
     def under_qemu(self) -> bool:
@@ -108,7 +135,10 @@ class Board:
         what = self.preset or describe(self.target)
         if self.under_qemu:
             return f"{what} ({arch_of(self.target)} under qemu)"
-        return f"{what} (emulated on this host)" if self.emulated else what
+        cpp = ", C++ server" if self.host_server else ""
+        if self.emulated:
+            return f"{what} (emulated on this host{cpp})"
+        return f"{what} (C++ server)" if cpp else what
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import yaml
 from ..framework.errors import SplitnetError
 from ..framework.targets import EXPORT_FORMATS, check_target
 from .arm.paths import arch_of
-from .inventory import DEFAULT_TRACKER_PORT, EMULATIONS, LOOPBACK, Board, Inventory, Link, Tracker
+from .inventory import DEFAULT_TRACKER_PORT, EMULATIONS, LOOPBACK, SERVERS, Board, Inventory, Link, Tracker
 from .inventory_schema import (
     BOARD,
     LINK,
@@ -154,6 +154,9 @@ def _board(index: int, raw, problems: Problems) -> Board | None:
     arm = preset.target(cores) if preset else target if isinstance(target, dict) else {}
     if emulation == "qemu" and arch_of(arm) is None:
         problems.add(f"{where}emulation", "qemu runs ARM boards only, and this target is not ARM", "remove it")
+    server = data.get("server")
+    if server is not None and server not in SERVERS:
+        problems.add(f"{where}server", f"unknown server {server!r}", f"use one of {', '.join(SERVERS)}")
     memory = memory_mb(data["memory"], f"{where}memory", problems) if "memory" in data else None
     link = _link(data["link"], where, problems) if "link" in data else None
     if len(problems.found) > count:
@@ -173,6 +176,7 @@ def _board(index: int, raw, problems: Problems) -> Board | None:
         netns=data.get("netns"),
         preset=preset.name if preset else None,
         emulation=emulation,
+        server=server,
     )
 
 

@@ -53,12 +53,13 @@ BOARD = {
     "host": Field((str,), "host: 127.0.0.1"),
     "netns": Field((str,), "netns: board0"),
     "emulation": Field((str,), "emulation: auto (qemu when splitrun setup arm has run, else host), qemu or host"),
+    "server": Field((str,), "server: cpp (the C++ tvm_rpc, splitrun setup arm --cpp x86_64) or python"),
 }
 LINK = {
     "bandwidth_mbit": Field(NUMBER, "bandwidth_mbit: 100"),
     "rtt_ms": Field(NUMBER, "rtt_ms: 2"),
 }
-LOCAL_ONLY = ("cpu_quota", "host", "netns", "emulation")
+LOCAL_ONLY = ("cpu_quota", "host", "netns", "emulation", "server")
 MAX_MEMORY_MB = 2**40  # a petabyte: anything above is a typo
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|MiB|GB|GiB)?\s*$", re.IGNORECASE)
 

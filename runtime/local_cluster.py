@@ -31,12 +31,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
-from .arm.launch import Launch, server_launch
-from .arm.paths import ArmPaths
+from .arm.launch import server_launch
+from .arm.paths import CPP_ARCHES, ArmPaths
 from .board_session import tracker_summary
 from .cpu_quota import CpuQuota
 from .inventory import LOOPBACK, Board
 from .lifeline import OWNER_ENV, forget, spawn
+from .ports import check_port_free, free_port, free_port_in
 
 START_TIMEOUT_S = 60.0
 QEMU_START_TIMEOUT_S = 180.0  # the Python server under qemu imports TVM in ~10 s when idle
@@ -50,40 +51,6 @@ class LocalServer:
     port: int
     core: int | None
     pid: int
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
-
-
-def _check_port_free(host: str, port: int) -> None:
-    """A fixed tracker port must be free: otherwise servers would register with a stranger."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            raise SplitnetError(
-                f"the local RPC tracker did not start on {host}:{port}: the port is in use ({exc.strerror or exc})",
-                "free the port, or remove tracker.port to let splitrun pick a free one",
-            ) from None
-
-
-def _free_port_in(netns: str, host: str) -> int:
-    """A free port on ``host`` inside network namespace ``netns`` (asked from inside it)."""
-    code = f"import socket; s = socket.socket(); s.bind(({host!r}, 0)); print(s.getsockname()[1])"
-    try:
-        out = subprocess.run(
-            ["ip", "netns", "exec", netns, sys.executable, "-c", code], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        detail = getattr(exc, "stderr", "") or str(exc)
-        raise SplitnetError(
-            f"cannot use network namespace {netns!r} with address {host} ({' '.join(detail.split())[:160]})",
-            f"create it first (ip netns add {netns}) and give it that address, or drop netns from the board",
-        ) from None
-    return int(out.stdout.strip())
 
 
 def _cores() -> list[int]:
@@ -292,7 +259,7 @@ class LocalCluster:
 
     def _start_tracker(self, check_port: bool = True) -> None:
         if self.tracker_port is not None and check_port:
-            _check_port_free(self.host, self.tracker_port)
+            check_port_free(self.host, self.tracker_port)
         port = self.tracker_port or free_port(self.host)
         proc = self._spawn(
             ["tvm.exec.rpc_tracker", "--host", self.host, "--port", str(port), "--port-end", str(port + 1)],
@@ -317,13 +284,17 @@ class LocalCluster:
         )
 
     def _start_server(self, board: Board, core: int | None) -> tuple[LocalServer, subprocess.Popen]:
-        port = free_port(board.host) if board.netns is None else _free_port_in(board.netns, board.host)
+        port = free_port(board.host) if board.netns is None else free_port_in(board.netns, board.host)
         quota = self._quota_of.get(board.name)  # a restarted board keeps its own
         if quota is None and board.cpu_quota is not None:
             quota = self._quota_of[board.name] = CpuQuota(board.name, board.cpu_quota)
             self._quotas.append(quota)
-        if board.under_qemu or board.wanted_emulation == "qemu":
-            launch = self._arm_launch(board, port)
+        kind = self._server_kind(board)
+        if kind is not None:
+            workdir = self._log_dir / f"{board.name}-work-{port}"  # its own: tvm_rpc keeps uploads there
+            workdir.mkdir(parents=True, exist_ok=True)
+            tracker = f"{self.host}:{self.tracker_port}"
+            launch = server_launch(kind, ArmPaths.default(), board.host, port, tracker, board.key, board.cores, workdir)
             proc = self._spawn(
                 [],
                 f"{board.name}.log",
@@ -352,19 +323,33 @@ class LocalCluster:
         proc = self._spawn(args, f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota)
         return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
 
-    def _arm_launch(self, board: Board, port: int) -> Launch:
-        """A real ARM server under qemu (:mod:`arm.launch`); ``emulation: qemu`` without the set-up fails."""
-        kind = board.qemu_server
-        if kind is None:
+    def _server_kind(self, board: Board) -> str | None:
+        """The built server this board runs (:mod:`arm.launch`), or None for TVM's Python one.
+
+        ``emulation: qemu`` or ``server: cpp`` without the set-up for it is one line saying
+        which ``splitrun setup arm`` builds it.
+        """
+        paths = ArmPaths.default()
+        if board.under_qemu or board.wanted_emulation == "qemu":
+            if board.qemu_server is None:
+                raise SplitnetError(
+                    f"board {board.name} asks for emulation: qemu, but the ARM set-up for its target is absent "
+                    f"(looked in {paths.root})",
+                    "run splitrun setup arm (as root), or set emulation: auto",
+                )
+            return board.qemu_server
+        if board.host_server is None:
+            return None
+        arch = board.host_server.removeprefix("cpp-")
+        if arch not in CPP_ARCHES or not paths.cpp_ready(arch):
             raise SplitnetError(
-                f"board {board.name} asks for emulation: qemu, but the ARM set-up for its target is absent "
-                f"(looked in {ArmPaths.default().root})",
-                "run splitrun setup arm (as root), or set emulation: auto",
+                f"board {board.name} asks for server: cpp, but no C++ RPC server for this host ({arch}) "
+                f"is built (looked in {paths.root})",
+                f"run splitrun setup arm --cpp {arch}, or set server: python"
+                if arch in CPP_ARCHES
+                else "set server: python (the C++ server is built for x86_64 hosts only)",
             )
-        workdir = self._log_dir / f"{board.name}-work-{port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        tracker = f"{self.host}:{self.tracker_port}"
-        return server_launch(kind, ArmPaths.default(), board.host, port, tracker, board.key, board.cores, workdir)
+        return board.host_server
 
     def _wait_registered(self) -> None:
         expected = {(s.board.host, s.port) for s in self.servers}

@@ -161,6 +161,7 @@ def run_report(
         notes=tuple(runner.rejoiner.notes) if runner.rejoiner is not None else (),
         host_heads=runner.host_heads,
         wire=wire_summary(options.wire, input_bytes, deployment.sessions.values(), runner.frames),
+        servers={b.name: b.server_kind for b in inventory.boards if b.local},
     )
 
 

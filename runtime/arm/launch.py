@@ -14,7 +14,9 @@ Two servers, as ../shared/ARM.md verified them:
   points ``sys.executable`` at a host shell wrapper that starts it under qemu. This works
   whether or not binfmt_misc is registered, and changes nothing machine-wide.
 
-Every server is started through ``qemu-*-static`` explicitly, with the board's CPU model.
+Every ARM server is started through ``qemu-*-static`` explicitly, with the board's CPU model.
+``cpp-x86_64`` is the same C++ server built for this host: a host stand-in with ``server:
+cpp`` runs it natively, as a PYNQ runs its own build.
 """
 
 from __future__ import annotations
@@ -56,13 +58,15 @@ class Launch:
 def server_launch(
     kind: str, paths: ArmPaths, host: str, port: int, tracker: str, key: str, cores: int, workdir: Path
 ) -> Launch:
-    """The command line, environment and folder of one board's server."""
+    """The command line, environment and folder of one board's server (``workdir``: its own,
+    since ``tvm_rpc`` keeps uploads in the folder it runs in, and two servers sharing one
+    would overwrite each other's loaded libraries)."""
     threads = {"TVM_NUM_THREADS": str(cores), "OMP_NUM_THREADS": str(cores)}
     if kind.startswith("cpp-"):
         arch = kind.removeprefix("cpp-")
         _, triple, qemu, cpu = CPP_ARCHES[arch]
         server = [
-            qemu,
+            *([qemu] if qemu else []),
             str(paths.tvm_rpc(arch)),
             "server",
             f"--host={host}",
@@ -71,12 +75,9 @@ def server_launch(
             f"--tracker={tracker}",
             f"--key={key}",
         ]
-        env = {
-            **threads,
-            "QEMU_LD_PREFIX": f"/usr/{triple}",  # the cross g++'s libc is the board's
-            "QEMU_CPU": cpu,
-            "PATH": f"{paths.cc_dir(arch)}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-        }
+        env = {**threads, "PATH": f"{paths.cc_dir(arch)}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+        if qemu:
+            env |= {"QEMU_LD_PREFIX": f"/usr/{triple}", "QEMU_CPU": cpu}  # the cross g++'s libc is the board's
         return Launch(["/bin/sh", "-c", "trap '' PIPE; exec \"$@\"", "tvm_rpc", *server], env, workdir)
     if kind == "python-aarch64":
         server = [
@@ -107,4 +108,4 @@ def server_launch(
             "CXX": "aarch64-linux-gnu-g++",  # an uploaded .tar is linked on the "board"
         }
         return Launch(server, env, workdir)
-    raise ValueError(f"unknown ARM server kind {kind!r}")
+    raise ValueError(f"unknown server kind {kind!r}")

@@ -17,10 +17,12 @@ CACHE_ENV = "SPLITNET_ARM_CACHE"
 SOURCE_ENV = "SPLITNET_TVM_SRC"  # a TVM source tree or .tgz for the C++ server
 SOURCE_TGZ = "tvm-src-0.27-runtime.tgz"
 
-# The C++ server's architectures: Debian's name, cmake's processor, the GNU triple, qemu's.
+# The C++ server's architectures: Debian's name, cmake's processor, the GNU triple, qemu's
+# (None: this host's own, for host stand-ins that run the server a PYNQ runs).
 CPP_ARCHES = {
     "armhf": ("armv7l", "arm-linux-gnueabihf", "qemu-arm-static", "cortex-a9"),
     "aarch64": ("aarch64", "aarch64-linux-gnu", "qemu-aarch64-static", "cortex-a72"),
+    "x86_64": ("x86_64", "x86_64-linux-gnu", None, None),
 }
 USERSPACE_PYTHON = "usr/bin/python3"
 
@@ -98,11 +100,11 @@ class ArmPaths:
 
     # -- what is ready -----------------------------------------------------------------------
     def cpp_ready(self, arch: str) -> bool:
-        triple = CPP_ARCHES[arch][1]
+        _, triple, qemu, _ = CPP_ARCHES[arch]
         return (
             self.tvm_rpc(arch).is_file()
             and (self.cc_dir(arch) / "g++").exists()
-            and shutil.which(CPP_ARCHES[arch][2]) is not None
+            and (qemu is None or shutil.which(qemu) is not None)
             and shutil.which(f"{triple}-g++") is not None
         )
 

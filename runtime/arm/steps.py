@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...framework.errors import SplitnetError
+from . import rpc_patch
 from .launch import write_shim
 from .paths import CPP_ARCHES, ArmPaths
 
@@ -66,6 +67,7 @@ class Step:
 class Context:
     source: Path | None
     log_dir: Path
+    rpc_patch: bool = True  # apply rpc_patch to the source (--no-rpc-patch: build TVM's copies as they are)
 
 
 def disk_mb(path: Path) -> float:
@@ -140,8 +142,31 @@ def _tools(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
     return "cmake (tvm-ffi needs >= 3.26) in a tools venv", disk_mb(paths.tools)
 
 
-def _source_done(paths: ArmPaths) -> bool:
-    return (paths.source / "apps" / "cpp_rpc").is_dir()
+def _patch_stamp(paths: ArmPaths) -> Path:
+    return paths.source.parent / "rpc-patch"  # what rpc_patch.apply said, and which patch
+
+
+def _patch_id(patch: bool) -> str:
+    return rpc_patch.PATCH_ID if patch else "none"
+
+
+def _source_done_for(patch: bool) -> Callable[[ArmPaths], bool]:
+    def done(paths: ArmPaths) -> bool:  # unpacked, and patched (or not) as asked
+        stamp = _patch_stamp(paths)
+        return (
+            (paths.source / "apps" / "cpp_rpc").is_dir()
+            and stamp.is_file()
+            and stamp.read_text().split()[-1] == _patch_id(patch)
+        )
+
+    return done
+
+
+def _patched(paths: ArmPaths, ctx: Context, detail: str) -> str:
+    """Apply :mod:`rpc_patch` to the unpacked source (unless ``--no-rpc-patch``) and record it."""
+    said = rpc_patch.apply(paths.source) if ctx.rpc_patch else "skipped (--no-rpc-patch)"
+    _patch_stamp(paths).write_text(f"{said} {_patch_id(ctx.rpc_patch)}")
+    return f"{detail}; RPC bulk-copy patch: {said}"
 
 
 def _source(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
@@ -149,14 +174,14 @@ def _source(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
     fix = "pass --tvm-src DIR|TGZ (or set SPLITNET_TVM_SRC): a TVM checkout of the installed version (0.27)"
     if src is None or not src.exists():
         raise SplitnetError(f"setup step source: no TVM source found{f' at {src}' if src else ''}", fix)
-    if src.is_dir():
+    if src.is_dir():  # copied, not linked: the patch must not touch the user's tree
         if not (src / "apps" / "cpp_rpc").is_dir():
             raise SplitnetError(f"setup step source: {src} has no apps/cpp_rpc, so it is not a TVM source tree", fix)
         paths.source.parent.mkdir(parents=True, exist_ok=True)
         if paths.source.exists() or paths.source.is_symlink():
             paths.source.unlink() if paths.source.is_symlink() else shutil.rmtree(paths.source)
-        paths.source.symlink_to(src.resolve())
-        return f"linked {src}", 0.0
+        shutil.copytree(src, paths.source, symlinks=True, ignore=shutil.ignore_patterns(".git", "build*"))
+        return _patched(paths, ctx, f"copied {src}"), disk_mb(paths.source)
     tmp = paths.source.with_name("tvm.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -169,7 +194,7 @@ def _source(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
         raise SplitnetError(f"setup step source: {src} holds no apps/cpp_rpc, so it is not a TVM source", fix)
     shutil.rmtree(paths.source, ignore_errors=True)
     tmp.rename(paths.source)
-    return f"unpacked {src.name}", disk_mb(paths.source)
+    return _patched(paths, ctx, f"unpacked {src.name}"), disk_mb(paths.source)
 
 
 def cpp_step(arch: str) -> Step:
@@ -214,14 +239,21 @@ def cpp_step(arch: str) -> Step:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(shutil.which(f"{triple}-g++") or f"/usr/bin/{triple}-g++")
-        return f"tvm_rpc for {arch} ({processor})", disk_mb(paths.build(arch))
+        shutil.copyfile(_patch_stamp(paths), paths.build(arch) / "rpc-patch")
+        said = _patch_stamp(paths).read_text().rsplit(" ", 1)[0]
+        return f"tvm_rpc for {arch} ({processor}; RPC bulk-copy patch: {said})", disk_mb(paths.build(arch))
 
-    return Step(
-        f"cpp-{arch}",
-        f"C++ RPC server for {arch}",
-        lambda p: p.tvm_rpc(arch).is_file() and (p.cc_dir(arch) / "g++").exists(),
-        run,
-    )
+    def done(p: ArmPaths) -> bool:  # built, and from the source as it is now patched
+        stamp, built = _patch_stamp(p), p.build(arch) / "rpc-patch"
+        return (
+            p.tvm_rpc(arch).is_file()
+            and (p.cc_dir(arch) / "g++").exists()
+            and stamp.is_file()
+            and built.is_file()
+            and built.read_text() == stamp.read_text()
+        )
+
+    return Step(f"cpp-{arch}", f"C++ RPC server for {arch}", done, run)
 
 
 # -- the rpi4's arm64 user space and the Python server ----------------------------------------------
@@ -298,11 +330,12 @@ def _wheels(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
     return "apache-tvm 0.27 aarch64 wheels (runtime only)", disk_mb(paths.site)
 
 
-def plan(cpp: tuple[str, ...], rpi4: bool) -> list[Step]:
-    """The steps for ``--cpp`` architectures and (unless ``--no-rpi4``) the rpi4 Python server."""
+def plan(cpp: tuple[str, ...], rpi4: bool, patch: bool = True) -> list[Step]:
+    """The steps for ``--cpp`` architectures and (unless ``--no-rpi4``) the rpi4 Python server;
+    ``patch``: the source patched as ``--no-rpc-patch`` did not say (a change redoes the builds)."""
     steps = [Step("host-packages", "qemu, cross compilers, mmdebstrap, ninja", lambda p: not _missing_packages(), _apt)]
     if cpp:
-        steps.append(Step("source", "TVM source", _source_done, _source))
+        steps.append(Step("source", "TVM source", _source_done_for(patch), _source))
         steps.append(Step("tools", "cmake >= 3.26", lambda p: p.cmake.exists(), _tools))
         steps.extend(cpp_step(arch) for arch in cpp)
     if rpi4:

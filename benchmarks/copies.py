@@ -1,0 +1,120 @@
+"""What a frame's copy to a board costs, and on which side: TVM's Python server vs the C++ one.
+
+    python benchmarks/copies.py --repeat 40
+
+Starts one real local board per server kind (``server: python``, TVM's ``rpc_server`` from
+the pip wheel; ``server: cpp``, the ``tvm_rpc`` that ``splitrun setup arm --cpp x86_64``
+builds with :mod:`splitnet.runtime.arm.rpc_patch`; ``--qemu``: also the PYNQ-Z1's armhf
+``tvm_rpc`` under qemu), pinned to one core, with the host process pinned to another, and
+copies a uint8 224x224 frame (150,528 B), a float32 one (602,112 B) and 4.8 MB (not under
+qemu) into a tensor kept on the board. It prints the median copy time, the
+rate, and the CPU each side spent per copy (the host's from ``time.process_time``, the
+board's from /proc over its process group), so it shows whether a copy costs the board's
+core, which a second session per board could not hide on a single-core board.
+
+Nothing here is a test; the figures go to the README's Speed section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import tvm
+from tvm import rpc
+
+from splitnet.runtime import Board, LocalCluster
+from splitnet.runtime.arm.paths import ArmPaths
+from splitnet.runtime.inventory import DEFAULT_KEY, HOST_CPP
+from splitnet.runtime.inventory_file import resolve_inventory
+
+SIZES = (150_528, 602_112, 4_816_896)
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of every live process in process group ``pgid``."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(server: str, repeat: int, host_core: int) -> list[dict]:
+    """``python`` / ``cpp``: a host board on that server; ``qemu``: the PYNQ's armhf server under qemu."""
+    if server == "qemu":
+        board = resolve_inventory("two-pynq-qemu").boards[0]
+    else:
+        board = Board(name=f"{server}0", key=DEFAULT_KEY, target={"kind": "llvm"}, local=True, server=server)
+    rows = []
+    with LocalCluster([board]) as cluster:
+        pgid = os.getpgid(cluster.servers[0].pid)
+        session = rpc.connect_tracker(cluster.host, cluster.tracker_port).request(DEFAULT_KEY)
+        dev = session.cpu(0)
+        os.sched_setaffinity(0, {host_core})
+        for size in SIZES:
+            if server == "qemu" and size > SIZES[1]:
+                break  # the emulator takes seconds per megabyte
+            x = np.random.RandomState(size).randint(0, 256, size).astype(np.uint8)
+            tensor = tvm.runtime.empty((size,), "uint8", dev)
+            tensor.copyfrom(x)
+            times = []
+            cpu_host, cpu_board, wall = time.process_time(), group_cpu_s(pgid), time.perf_counter()
+            for _ in range(repeat):
+                start = time.perf_counter()
+                tensor.copyfrom(x)
+                times.append(time.perf_counter() - start)
+            cpu_host = time.process_time() - cpu_host
+            cpu_board = group_cpu_s(pgid) - cpu_board
+            median = float(np.median(times))
+            rows.append(
+                {
+                    "server": server,
+                    "bytes": size,
+                    "median_ms": median * 1000.0,
+                    "mb_per_s": size / median / 1e6,
+                    "host_cpu_ms": cpu_host / repeat * 1000.0,
+                    "board_cpu_ms": cpu_board / repeat * 1000.0,
+                    "wall_ms": (time.perf_counter() - wall) / repeat * 1000.0,
+                }
+            )
+        del tensor, session
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=40)
+    parser.add_argument(
+        "--qemu", action="store_true", help="also the PYNQ's armhf server under qemu (from SPLITNET_ARM_CACHE's set-up)"
+    )
+    args = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    arch = HOST_CPP.get(os.uname().machine)
+    servers = ["python"] + (["cpp"] if arch and ArmPaths.default().cpp_ready(arch) else [])
+    if args.qemu:
+        servers.append("qemu")
+    if "cpp" not in servers:
+        print("no C++ server for this host: run splitrun setup arm --cpp x86_64 to compare it")
+    print(f"{'server':7s} {'bytes':>9s} {'median ms':>10s} {'MB/s':>6s} {'host CPU ms':>12s} {'board CPU ms':>13s}")
+    for server in servers:
+        for r in measure(server, args.repeat, host_core=cores[-1]):
+            print(
+                f"{r['server']:7s} {r['bytes']:9d} {r['median_ms']:10.3f} {r['mb_per_s']:6.0f} "
+                f"{r['host_cpu_ms']:12.3f} {r['board_cpu_ms']:13.3f}"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
