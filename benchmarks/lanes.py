@@ -15,7 +15,8 @@ that matches) on every lane, and times frames.
 * ``--boards 2``: two boards (cores 0 and 1), branch i on board i; every frame goes to both
   boards, taken by whichever lane of the board is free; 1 lane per board, then 2, twice,
   alternating. ``--no-copy`` calls on the frame already on the board: the ceiling copies
-  leave.
+  leave. ``--link-mbit M`` (root) puts each board in a network namespace behind a veth
+  rate-limited to M Mbit/s each way (docs/network-links.md), where a copy waits on the wire.
 
 Frames alternate between images, so every frame is really copied. What it showed on this
 machine is in the README (Speed: Copies).
@@ -44,21 +45,66 @@ from splitnet.framework.wire import with_wire
 from splitnet.partitioners import partition
 from splitnet.runtime import free_port
 from splitnet.runtime.arm.paths import ArmPaths
+from splitnet.runtime.ports import free_port_in
 from splitnet.strategies.build import TunedBuilder
 from splitnet.zoo import get_model_spec, load_reference
 
 
-def _servers(count: int, core: int, server: str = "python") -> tuple[list[int], list[subprocess.Popen]]:
+@contextlib.contextmanager
+def shaped_links(mbit: float):
+    """Two namespaces behind a bridge, each veth rate-limited to ``mbit`` both ways (tbf; as
+    docs/network-links.md builds them, under this process's pid): yields [(netns, address)]."""
+    prefix, made = f"sl{os.getpid()}", []
+
+    def sh(*args: str) -> None:
+        subprocess.run(args, check=True, capture_output=True, timeout=30)
+
+    tbf = ("tbf", "rate", f"{mbit}mbit", "burst", "32kb", "latency", "100ms")
+    net = "10.231.77"  # a scratch /24: the namespaces get no default route, the bridge no uplink
+    try:
+        sh("ip", "link", "add", f"{prefix}br", "type", "bridge")
+        made.append(("link", f"{prefix}br"))
+        sh("ip", "addr", "add", f"{net}.1/24", "dev", f"{prefix}br")
+        sh("ip", "link", "set", f"{prefix}br", "up")
+        boards = []
+        for i in range(2):
+            ns, veth, peer, ip = f"{prefix}b{i}", f"{prefix}v{i}", f"{prefix}p{i}", f"{net}.{i + 2}"
+            sh("ip", "netns", "add", ns)
+            made.append(("netns", ns))
+            sh("ip", "link", "add", veth, "type", "veth", "peer", "name", peer)
+            made.append(("link", veth))
+            sh("ip", "link", "set", peer, "netns", ns)
+            sh("ip", "link", "set", veth, "master", f"{prefix}br")
+            sh("ip", "link", "set", veth, "up")
+            sh("ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", peer)
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", peer, "up")
+            sh("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            sh("tc", "qdisc", "add", "dev", veth, "root", *tbf)
+            sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", peer, "root", *tbf)
+            boards.append((ns, ip))
+        yield boards
+    finally:
+        for kind, name in reversed(made):
+            subprocess.run(["ip", kind, "del", name], capture_output=True, timeout=30)
+
+
+def _servers(
+    count: int, core: int, server: str = "python", link: tuple[str, str] | None = None
+) -> tuple[list[int], list[subprocess.Popen]]:
+    """``count`` servers pinned to ``core``; ``link``: (netns, address) they serve in."""
     ports, procs = [], []
+    host = link[1] if link else "127.0.0.1"
     for _ in range(count):
-        port = free_port("127.0.0.1")
+        port = free_port_in(*link) if link else free_port(host)
         if server == "cpp":  # SIGPIPE ignored, its own folder (it keeps uploads where it runs)
             tvm_rpc = str(ArmPaths.default().tvm_rpc("x86_64"))
             args = ["/bin/sh", "-c", "trap '' PIPE; exec \"$@\"", "tvm_rpc", tvm_rpc, "server"]
-            args += ["--host=127.0.0.1", f"--port={port}", f"--port-end={port + 1}"]
+            args += [f"--host={host}", f"--port={port}", f"--port-end={port + 1}"]
         else:
-            args = [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1"]
+            args = [sys.executable, "-m", "tvm.exec.rpc_server", "--host", host]
             args += ["--port", str(port), "--port-end", str(port + 1)]
+        if link:
+            args = ["ip", "netns", "exec", link[0], *args]
         procs.append(
             subprocess.Popen(
                 args,
@@ -74,7 +120,7 @@ def _servers(count: int, core: int, server: str = "python") -> tuple[list[int], 
     for port in ports:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
                 break
             time.sleep(0.1)
     return ports, procs
@@ -90,8 +136,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 class Lane:
     """One session on one server: the branch loaded, and one input buffer refilled per frame."""
 
-    def __init__(self, port: int, library: bytes) -> None:
-        self.session = rpc.connect("127.0.0.1", port)
+    def __init__(self, port: int, library: bytes, host: str = "127.0.0.1") -> None:
+        self.session = rpc.connect(host, port)
         self.session.upload(bytearray(library), target="branch.so")
         self.dev = self.session.cpu(0)
         self.main = relax.VirtualMachine(self.session.load_module("branch.so"), self.dev)["main"]
@@ -151,17 +197,22 @@ def measure(wire: str, runs: int, core: int, server: str = "python") -> dict:
         _stop(procs)
 
 
-def two_boards(frames_count: int, lanes_per_board: int, server: str, copy: bool, libraries: list[bytes]) -> float:
-    """Frames/s with every frame computed by both boards (branch i on board i)."""
+def two_boards(
+    frames_count: int, lanes_per_board: int, server: str, copy: bool, libraries: list[bytes], links=None
+) -> float:
+    """Frames/s with every frame computed by both boards (branch i on board i); ``links``:
+    [(netns, address)] per board, else loopback."""
     shape = get_model_spec("resnet18_v1").input_shape
     frames = [np.random.RandomState(i).randint(0, 256, shape).astype(np.uint8) for i in range(8)]
     procs: list[subprocess.Popen] = []
     try:
         boards = []
         for core in (0, 1):
-            ports, started = _servers(lanes_per_board, core, server)
+            link = links[core] if links else None
+            ports, started = _servers(lanes_per_board, core, server, link)
             procs += started
-            boards.append([Lane(port, libraries[core]) for port in ports])
+            host = link[1] if link else "127.0.0.1"
+            boards.append([Lane(port, libraries[core], host) for port in ports])
         for lanes in boards:
             for lane in lanes:
                 lane.frame(frames[0])
@@ -198,6 +249,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=80, help="--boards 2: frames per measurement")
     parser.add_argument("--server", choices=("python", "cpp"), default="python")
     parser.add_argument("--no-copy", action="store_true", help="--boards 2: frames already on the boards")
+    parser.add_argument(
+        "--link-mbit", type=float, default=None, help="--boards 2: boards in namespaces behind links this fast (root)"
+    )
     args = parser.parse_args()
     if args.server == "cpp" and not ArmPaths.default().cpp_ready("x86_64"):
         print("error: no C++ server for this host (run: splitrun setup arm --cpp x86_64)")
@@ -205,10 +259,12 @@ def main() -> int:
     if args.boards == 2:
         libraries, notes, _ = _branches("uint8", 2)
         copies = ", no copies" if args.no_copy else ""
-        print(f"two boards, {args.server} server, uint8 frames{copies} [{'; '.join(notes)}]")
-        for lanes in (1, 2, 1, 2):
-            fps = two_boards(args.frames, lanes, args.server, not args.no_copy, libraries)
-            print(f"{lanes} lane(s) per board: {fps:6.2f} frames/s (both branches of every frame)")
+        where = f"behind {args.link_mbit:g} Mbit/s links" if args.link_mbit else "on loopback"
+        print(f"two boards {where}, {args.server} server, uint8 frames{copies} [{'; '.join(notes)}]")
+        with shaped_links(args.link_mbit) if args.link_mbit else contextlib.nullcontext() as links:
+            for lanes in (1, 2, 1, 2):
+                fps = two_boards(args.frames, lanes, args.server, not args.no_copy, libraries, links)
+                print(f"{lanes} lane(s) per board: {fps:6.2f} frames/s (both branches of every frame)")
         return 0
     for wire in ("uint8", "float32"):
         r = measure(wire, args.runs, args.core, args.server)
