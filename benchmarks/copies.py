@@ -103,6 +103,9 @@ def main() -> int:
     arch = HOST_CPP.get(os.uname().machine)
     servers = ["python"] + (["cpp"] if arch and ArmPaths.default().cpp_ready(arch) else [])
     if args.qemu:
+        if not ArmPaths.default().cpp_ready("armhf"):
+            print(f"error: no armhf C++ server in {ArmPaths.default().root} (run: splitrun setup arm)")
+            return 2
         servers.append("qemu")
     if "cpp" not in servers:
         print("no C++ server for this host: run splitrun setup arm --cpp x86_64 to compare it")
