@@ -29,7 +29,7 @@ from tvm import rpc
 
 from splitnet.runtime import Board, LocalCluster
 from splitnet.runtime.arm.paths import ArmPaths
-from splitnet.runtime.inventory import DEFAULT_KEY, HOST_CPP
+from splitnet.runtime.inventory import DEFAULT_KEY
 from splitnet.runtime.inventory_file import resolve_inventory
 
 SIZES = (150_528, 602_112, 4_816_896)
@@ -100,8 +100,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
-    arch = HOST_CPP.get(os.uname().machine)
-    servers = ["python"] + (["cpp"] if arch and ArmPaths.default().cpp_ready(arch) else [])
+    servers = ["python"] + (["cpp"] if ArmPaths.default().host_cpp_ready() else [])
     if args.qemu:
         if not ArmPaths.default().cpp_ready("armhf"):
             print(f"error: no armhf C++ server in {ArmPaths.default().root} (run: splitrun setup arm)")

@@ -44,7 +44,7 @@ from splitnet.framework.targets import host_target
 from splitnet.framework.wire import with_wire
 from splitnet.partitioners import partition
 from splitnet.runtime import free_port
-from splitnet.runtime.arm.paths import ArmPaths
+from splitnet.runtime.arm.paths import ArmPaths, host_cpp_arch
 from splitnet.runtime.ports import free_port_in
 from splitnet.strategies.build import TunedBuilder
 from splitnet.zoo import get_model_spec, load_reference
@@ -97,7 +97,7 @@ def _servers(
     for _ in range(count):
         port = free_port_in(*link) if link else free_port(host)
         if server == "cpp":  # SIGPIPE ignored, its own folder (it keeps uploads where it runs)
-            tvm_rpc = str(ArmPaths.default().tvm_rpc("x86_64"))
+            tvm_rpc = str(ArmPaths.default().tvm_rpc(host_cpp_arch()))
             args = ["/bin/sh", "-c", "trap '' PIPE; exec \"$@\"", "tvm_rpc", tvm_rpc, "server"]
             args += [f"--host={host}", f"--port={port}", f"--port-end={port + 1}"]
         else:
@@ -253,7 +253,7 @@ def main() -> int:
         "--link-mbit", type=float, default=None, help="--boards 2: boards in namespaces behind links this fast (root)"
     )
     args = parser.parse_args()
-    if args.server == "cpp" and not ArmPaths.default().cpp_ready("x86_64"):
+    if args.server == "cpp" and not ArmPaths.default().host_cpp_ready():
         print("error: no C++ server for this host (run: splitrun setup arm --cpp x86_64)")
         return 2
     if args.boards == 2:

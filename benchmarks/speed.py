@@ -221,12 +221,10 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire
 def _server(wanted: str) -> str:
     """``--server auto``: the C++ server where ``splitrun setup arm --cpp x86_64`` built it."""
     from splitnet.runtime.arm.paths import ArmPaths
-    from splitnet.runtime.inventory import HOST_CPP
 
     if wanted != "auto":
         return wanted
-    arch = HOST_CPP.get(os.uname().machine)
-    return "cpp" if arch and ArmPaths.default().cpp_ready(arch) else "python"
+    return "cpp" if ArmPaths.default().host_cpp_ready() else "python"
 
 
 def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE) -> dict:

@@ -98,7 +98,7 @@ def execute(args: argparse.Namespace) -> int:
         if ok
     ]
     out.print(f"ready under qemu: {', '.join(ready) or 'nothing'}")
-    if paths.cpp_ready("x86_64"):
+    if paths.host_cpp_ready():
         out.print("ready on this host: the C++ server for stand-ins with server: cpp (x86_64)")
     if paths.root != ArmPaths.default().root:
         out.print(f"boards look in {ArmPaths.default().root}: set SPLITNET_ARM_CACHE={paths.root} to use this set-up")

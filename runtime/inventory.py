@@ -22,7 +22,7 @@ import platform
 from dataclasses import dataclass, field
 
 from ..framework.targets import describe, host_target, runs_here
-from .arm.paths import ArmPaths, arch_of
+from .arm.paths import ArmPaths, arch_of, host_cpp_arch
 
 DEFAULT_KEY = "pynq"
 LOOPBACK = "127.0.0.1"
@@ -31,7 +31,6 @@ EMULATIONS = ("auto", "qemu", "host")
 EMULATION_ENV = "SPLITNET_EMULATION"
 SERVERS = ("python", "cpp")
 SERVER_ENV = "SPLITNET_SERVER"
-HOST_CPP = {"x86_64": "x86_64"}  # this machine's architecture -> the C++ server built for it
 
 
 @dataclass(frozen=True)
@@ -94,7 +93,7 @@ class Board:
         """``cpp-x86_64`` when this local board runs the C++ server natively, else None (Python)."""
         if not self.local or self.under_qemu or self.wanted_emulation == "qemu" or self.wanted_server != "cpp":
             return None
-        return f"cpp-{HOST_CPP.get(platform.machine(), platform.machine())}"
+        return f"cpp-{host_cpp_arch() or platform.machine()}"
 
     @property
     def server_kind(self) -> str:

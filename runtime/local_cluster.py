@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..framework.errors import SplitnetError
 from .arm.launch import server_launch
-from .arm.paths import CPP_ARCHES, ArmPaths
+from .arm.paths import ArmPaths, host_cpp_arch
 from .board_session import tracker_summary
 from .cpu_quota import CpuQuota
 from .inventory import LOOPBACK, Board
@@ -341,12 +341,12 @@ class LocalCluster:
         if board.host_server is None:
             return None
         arch = board.host_server.removeprefix("cpp-")
-        if arch not in CPP_ARCHES or not paths.cpp_ready(arch):
+        if arch != host_cpp_arch() or not paths.cpp_ready(arch):
             raise SplitnetError(
                 f"board {board.name} asks for server: cpp, but no C++ RPC server for this host ({arch}) "
                 f"is built (looked in {paths.root})",
                 f"run splitrun setup arm --cpp {arch}, or set server: python"
-                if arch in CPP_ARCHES
+                if arch == host_cpp_arch()
                 else "set server: python (the C++ server is built for x86_64 hosts only)",
             )
         return board.host_server

@@ -94,6 +94,13 @@ def splitrun_json(
     return json.loads(report.read_text()), result
 
 
+def inventory_board(line: str):
+    """The board of a one-board inventory whose fields are ``line`` (``target: pynq-z1, local: true``)."""
+    from splitnet.runtime.inventory_file import parse_text
+
+    return parse_text(f"boards:\n  - {{name: b0, {line}}}\n", "inv.yaml").boards[0]
+
+
 def random_input(shape, seed: int = 0) -> np.ndarray:
     return np.random.RandomState(seed).uniform(-1, 1, size=shape).astype(np.float32)
 

@@ -9,6 +9,7 @@ one ``rm -rf`` undoes it and a CI cache can hold it.
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,12 @@ def default_source() -> Path | None:
         if base == repo.parent.parent:  # ../shared of the repo, or of its parent (worktrees)
             break
     return None
+
+
+def host_cpp_arch() -> str | None:
+    """The C++ server architecture that runs natively on this machine (``x86_64``), or None."""
+    arch = platform.machine()
+    return arch if arch in CPP_ARCHES and CPP_ARCHES[arch][2] is None else None
 
 
 def arch_of(target: dict) -> str | None:
@@ -107,6 +114,11 @@ class ArmPaths:
             and (qemu is None or shutil.which(qemu) is not None)
             and shutil.which(f"{triple}-g++") is not None
         )
+
+    def host_cpp_ready(self) -> bool:
+        """The C++ server for this machine (``server: cpp``) is built."""
+        arch = host_cpp_arch()
+        return arch is not None and self.cpp_ready(arch)
 
     def python_ready(self) -> bool:
         return (

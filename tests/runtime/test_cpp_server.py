@@ -8,27 +8,22 @@ from __future__ import annotations
 
 import os
 import tarfile
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import ATOL_FP32, splitrun, splitrun_json
+from conftest import inventory_board as board
 
 from splitnet.framework.errors import ProblemsError
 from splitnet.runtime.arm import rpc_patch
 from splitnet.runtime.arm.paths import ArmPaths, default_source
-from splitnet.runtime.inventory_file import parse_text
 
 BOARD = "  - {{name: pynq{i}, target: pynq-z1, local: true, cores: 1, server: cpp}}\n"
 
 
-def board(line: str):
-    return parse_text(textwrap.dedent(f"boards:\n  - {{name: b0, {line}}}\n"), "inv.yaml").boards[0]
-
-
 def need_cpp() -> None:
-    if ArmPaths.default().cpp_ready("x86_64"):
+    if ArmPaths.default().host_cpp_ready():
         return
     message = f"the x86_64 C++ RPC server is not built in {ArmPaths.default().root} (splitrun setup arm --cpp x86_64)"
     if os.environ.get("SPLITNET_REQUIRE_ARM"):

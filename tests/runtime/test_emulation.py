@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
+from conftest import inventory_board as board
 from conftest import splitrun
 
 from splitnet.framework.errors import ProblemsError
 from splitnet.runtime.arm.paths import ArmPaths, arch_of
-from splitnet.runtime.inventory_file import parse_text
-
-
-def board(line: str):
-    return parse_text(textwrap.dedent(f"boards:\n  - {{name: b0, {line}}}\n"), "inv.yaml").boards[0]
 
 
 def test_arch_of_targets():
