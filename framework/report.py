@@ -252,9 +252,19 @@ def render(report: RunReport, console: Console) -> None:
         console.print("tuning: " + "; ".join(report.tuning), soft_wrap=True)
     if report.wire:
         w = report.wire
+        paths = w.get("paths", {})
+        beside = sum(p == "channel" for p in paths.values())
+        how = (
+            ""
+            if not paths
+            else "; frames go through RPC"
+            if beside == 0
+            else f"; {'all' if beside == len(paths) else beside} of {len(paths)} boards take frames from the "
+            "frame channel"
+        )
         console.print(
             f"wire: {w['format']} frames, {w['frame_bytes']} bytes each; {w['sent_bytes_per_frame']:.0f} bytes "
-            f"copied to boards and {w['copy_ms_per_frame']:.2f} ms of copies per frame",
+            f"sent to boards and {w['copy_ms_per_frame']:.2f} ms per frame of boards taking them in{how}",
             soft_wrap=True,
         )
 

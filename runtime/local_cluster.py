@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..framework.errors import SplitnetError
+from . import board_server
 from .arm.launch import server_launch
 from .arm.paths import ArmPaths, host_cpp_arch
 from .board_session import tracker_summary
@@ -306,8 +307,7 @@ class LocalCluster:
                 cwd=launch.cwd,
             )
             return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
-        args = [
-            "tvm.exec.rpc_server",
+        args = [  # TVM's Python server, with the board's end of the frame channel (board_server)
             "--host",
             board.host,
             "--port",
@@ -320,7 +320,8 @@ class LocalCluster:
             board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
-        proc = self._spawn(args, f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota)
+        command = [sys.executable, str(Path(board_server.__file__)), *args]
+        proc = self._spawn([], f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota, command=command)
         return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
 
     def _server_kind(self, board: Board) -> str | None:
@@ -362,7 +363,7 @@ class LocalCluster:
                     raise SplitnetError(
                         f"local board {server.board.name} (RPC server on port {server.port}) exited: "
                         f"{_log_tail(self._log_dir / (server.board.name + '.log'))}",
-                        "check that python -m tvm.exec.rpc_server runs on this machine",
+                        f"read its log, {self._log_dir / (server.board.name + '.log')}, for why its server exited",
                     )
             if expected <= self.registered():
                 return

@@ -166,11 +166,13 @@ def run_report(
 
 
 def wire_summary(wire: str, input_bytes: int, sessions, frames: int) -> dict:
-    """What the frames cost on the wire: bytes and copy time per frame sent, over every board."""
+    """What the frames cost on the wire: bytes and copy time per frame sent, over every board,
+    and how each board was sent them (``channel``, beside its session, or ``rpc``)."""
     sessions = list(sessions)
     return {
         "format": wire,
         "frame_bytes": input_bytes,
         "sent_bytes_per_frame": sum(s.sent_bytes for s in sessions) / max(frames, 1),
         "copy_ms_per_frame": sum(s.copy_s for s in sessions) * 1000.0 / max(frames, 1),
+        "paths": {s.board.name: s.frame_path for s in sessions},
     }

@@ -1,4 +1,6 @@
-"""One fix to TVM 0.27's RPC, applied to the source the C++ server is built from.
+"""Two changes to TVM 0.27's C++ RPC server, applied to the source it is built from.
+
+The first is a fix to its copies; the second adds the board's end of the frame channel.
 
 TVM 0.27 moved its RPC endpoint onto ``support::Stream``, whose ``ReadArray`` and
 ``WriteArray`` move an array one element, one virtual call, at a time. A tensor copy goes
@@ -10,8 +12,12 @@ compute time. The fix gives the endpoint's handler bulk versions for plain numbe
 the element-wise path. It changes no byte on the wire, so a patched server talks to an
 unpatched client (the host's pip wheel) and the reverse.
 
-The patch is text: an anchor and what follows it. A source it does not apply to (another
-TVM version) is built unpatched, and the set-up says so.
+The frame channel (:mod:`board_server`, whose docstring says why) is a C++ file shipped
+beside this one, ``splitnet_channel.cc``: it is copied into ``apps/cpp_rpc`` and added to the
+server's sources, so ``tvm_rpc`` registers ``splitnet.channel.*``.
+
+Each change is text: an anchor and what follows it. A source it does not apply to (another
+TVM version) is built without it, and the set-up says so.
 """
 
 from __future__ import annotations
@@ -42,7 +48,14 @@ ADDED = """
     }
   }
 """
-PATCH_ID = hashlib.sha256((ANCHOR + ADDED).encode()).hexdigest()[:12]  # builds record which patch they have
+CHANNEL_SOURCE = Path(__file__).with_name("splitnet_channel.cc")
+CHANNEL_FILE = Path("apps") / "cpp_rpc" / CHANNEL_SOURCE.name
+CMAKE_FILE = Path("apps") / "cpp_rpc" / "CMakeLists.txt"
+CMAKE_ANCHOR = "  rpc_server.cc\n"
+CMAKE_ADDED = f"  {CHANNEL_SOURCE.name}\n"
+PATCH_ID = hashlib.sha256(  # builds record which patch they have
+    (ANCHOR + ADDED + CMAKE_ANCHOR + CMAKE_ADDED).encode() + CHANNEL_SOURCE.read_bytes()
+).hexdigest()[:12]
 
 
 def is_patched(source: Path) -> bool:
@@ -50,8 +63,12 @@ def is_patched(source: Path) -> bool:
     return path.is_file() and MARKER in path.read_text(errors="replace")
 
 
-def apply(source: Path) -> str:
-    """Patch ``source`` in place: ``patched``, ``already patched`` or ``not applicable``."""
+def has_channel(source: Path) -> bool:
+    cmake = source / CMAKE_FILE
+    return (source / CHANNEL_FILE).is_file() and cmake.is_file() and CMAKE_ADDED in cmake.read_text()
+
+
+def _apply_copies(source: Path) -> str:
     path = source / FILE
     if not path.is_file():
         return "not applicable"
@@ -61,4 +78,32 @@ def apply(source: Path) -> str:
     if text.count(ANCHOR) != 1:
         return "not applicable"
     path.write_text(text.replace(ANCHOR, ANCHOR + ADDED, 1))
+    return "patched"
+
+
+def _apply_channel(source: Path) -> str:
+    cmake = source / CMAKE_FILE
+    if not cmake.is_file():
+        return "not applicable"
+    text = cmake.read_text()
+    if CMAKE_ADDED not in text and text.count(CMAKE_ANCHOR) != 1:
+        return "not applicable"
+    copied = source / CHANNEL_FILE
+    fresh = not copied.is_file() or copied.read_bytes() != CHANNEL_SOURCE.read_bytes()
+    copied.write_bytes(CHANNEL_SOURCE.read_bytes())
+    if CMAKE_ADDED in text:
+        return "patched" if fresh else "already patched"
+    cmake.write_text(text.replace(CMAKE_ANCHOR, CMAKE_ANCHOR + CMAKE_ADDED, 1))
+    return "patched"
+
+
+def apply(source: Path) -> str:
+    """Patch ``source`` in place: ``patched``, ``already patched`` or ``not applicable``, or
+    which of the two changes applied when only one did."""
+    said = {"copies": _apply_copies(source), "channel": _apply_channel(source)}
+    if len(set(said.values())) == 1:
+        return said["copies"]
+    if "not applicable" in said.values():
+        done = next(k for k, v in said.items() if v != "not applicable")
+        return f"{said[done]} ({done} only)"
     return "patched"

@@ -166,7 +166,7 @@ def _patched(paths: ArmPaths, ctx: Context, detail: str) -> str:
     """Apply :mod:`rpc_patch` to the unpacked source (unless ``--no-rpc-patch``) and record it."""
     said = rpc_patch.apply(paths.source) if ctx.rpc_patch else "skipped (--no-rpc-patch)"
     _patch_stamp(paths).write_text(f"{said} {_patch_id(ctx.rpc_patch)}")
-    return f"{detail}; RPC bulk-copy patch: {said}"
+    return f"{detail}; RPC patches (bulk copies, frame channel): {said}"
 
 
 def _source(paths: ArmPaths, ctx: Context) -> tuple[str, float]:
@@ -241,7 +241,9 @@ def cpp_step(arch: str) -> Step:
         link.symlink_to(shutil.which(f"{triple}-g++") or f"/usr/bin/{triple}-g++")
         shutil.copyfile(_patch_stamp(paths), paths.build(arch) / "rpc-patch")
         said = _patch_stamp(paths).read_text().rsplit(" ", 1)[0]
-        return f"tvm_rpc for {arch} ({processor}; RPC bulk-copy patch: {said})", disk_mb(paths.build(arch))
+        return f"tvm_rpc for {arch} ({processor}; RPC patches (bulk copies, frame channel): {said})", disk_mb(
+            paths.build(arch)
+        )
 
     def done(p: ArmPaths) -> bool:  # built, and from the source as it is now patched
         stamp, built = _patch_stamp(p), p.build(arch) / "rpc-patch"

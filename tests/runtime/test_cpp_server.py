@@ -33,24 +33,42 @@ def need_cpp() -> None:
 
 # -- the patch ----------------------------------------------------------------------------------
 def _vendored_endpoint(tmp_path: Path) -> Path:
+    """The two files the patch changes, from the vendored TVM source."""
     source = default_source()
     if source is None or not source.is_file():
         pytest.skip("no vendored TVM source (../shared/vendor)")
+    wanted = {str(rpc_patch.FILE), str(rpc_patch.CMAKE_FILE)}
     with tarfile.open(source) as tgz:
-        member = next(m for m in tgz.getmembers() if m.name.endswith(str(rpc_patch.FILE)))
-        member.name = str(rpc_patch.FILE)
-        tgz.extract(member, tmp_path, filter="data")
+        for member in tgz.getmembers():
+            inside = member.name.split("/", 1)[-1]
+            if inside in wanted:
+                member.name = inside
+                tgz.extract(member, tmp_path, filter="data")
+                wanted.discard(inside)
+    assert not wanted, f"the vendored source lacks {wanted}"
     return tmp_path
 
 
 def test_the_patch_applies_to_the_vendored_source_once(tmp_path):
     tree = _vendored_endpoint(tmp_path)
     before = (tree / rpc_patch.FILE).read_text()
-    assert rpc_patch.apply(tree) == "patched" and rpc_patch.is_patched(tree)
+    cmake_before = (tree / rpc_patch.CMAKE_FILE).read_text()
+    assert not rpc_patch.is_patched(tree) and not rpc_patch.has_channel(tree)
+    assert rpc_patch.apply(tree) == "patched" and rpc_patch.is_patched(tree) and rpc_patch.has_channel(tree)
     after = (tree / rpc_patch.FILE).read_text()
     assert after.startswith(before[: before.index(rpc_patch.ANCHOR)]) and len(after) > len(before)
     assert "void WriteArray(const T* data" in after and "bool ReadArray(T* data" in after
+    cmake = (tree / rpc_patch.CMAKE_FILE).read_text()
+    assert cmake.replace(rpc_patch.CMAKE_ADDED, "", 1) == cmake_before
+    assert (tree / rpc_patch.CHANNEL_FILE).read_bytes() == rpc_patch.CHANNEL_SOURCE.read_bytes()
     assert rpc_patch.apply(tree) == "already patched" and (tree / rpc_patch.FILE).read_text() == after
+    assert (tree / rpc_patch.CMAKE_FILE).read_text() == cmake
+
+
+def test_a_tree_with_only_one_of_the_two_files_gets_the_change_that_fits(tmp_path):
+    tree = _vendored_endpoint(tmp_path)
+    (tree / rpc_patch.CMAKE_FILE).unlink()
+    assert rpc_patch.apply(tree) == "patched (copies only)" and not rpc_patch.has_channel(tree)
 
 
 def test_a_source_the_patch_does_not_fit_is_left_alone(tmp_path):

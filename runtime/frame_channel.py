@@ -1,0 +1,120 @@
+"""The host's end of the frame channel: frames travel to a board while it computes.
+
+Through TVM RPC a frame costs the host and the board about 10 ns of CPU a byte each, and it
+can only move when the board's session is free, so every frame waits for the one before
+(:mod:`board_server` says how the channel avoids both). Here each board session gets one TCP
+connection and one sender thread: :meth:`FrameChannel.send` queues a frame and returns its
+sequence number at once, the sender writes it with ``sendall`` (the kernel's copy) while the
+board still computes, and :meth:`FrameChannel.recv` is then one short RPC call that puts the
+frame in the board's input tensor.
+
+A board whose server has no channel (an older ``tvm_rpc``, a Python server started by hand)
+is sent frames through RPC as before: :func:`open_channel` returns None. ``SPLITNET_CHANNEL=
+off`` does the same for every board, to compare the two. When the connection breaks, the
+sender closes it: the board's ``recv`` then fails at once, and the board fails as it would
+when its session breaks (the recovery policy takes it from there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import socket
+import threading
+
+import numpy as np
+
+from .board_server import ACCEPT, HEADER, MAGIC, OPEN, RECV
+
+ENV = "SPLITNET_CHANNEL"  # "off": every frame through RPC
+CONNECT_TIMEOUT_S = 10.0
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV, "on").lower() not in ("off", "0", "no", "false")
+
+
+class FrameChannel:
+    """One board session's channel: frames queued here reach the board in order."""
+
+    def __init__(self, sock: socket.socket, recv) -> None:
+        self._sock = sock
+        self._recv = recv  # the board's splitnet.channel.recv, looked up once
+        self._seq = itertools.count()
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._order = threading.Lock()  # a number and its place in the queue are taken together
+        self.broken: str | None = None  # why the connection failed, once it has
+        self._pending = 0  # messages queued or being written
+        self._sender = threading.Thread(target=self._send_loop, name="splitnet-frames", daemon=True)
+        self._sender.start()
+
+    def send(self, array: np.ndarray) -> int:
+        """Queue ``array`` (the caller must not change it afterwards); its sequence number."""
+        with self._order:
+            seq = next(self._seq)
+            self._pending += 1
+            self._queue.put((seq, array))
+        return seq
+
+    @property
+    def pending(self) -> int:
+        """Messages not yet handed to the kernel (those still queued or being written)."""
+        return self._pending
+
+    def recv(self, tensor, seq: int) -> None:
+        """Fill the board's ``tensor`` with message ``seq`` (the caller holds the session)."""
+        self._recv(tensor, seq)
+
+    def _send_loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            seq, array = item
+            try:
+                if self.broken:
+                    continue  # the board's recv fails on the closed socket; nothing to send to
+                self._sock.sendall(HEADER.pack(seq, array.nbytes))
+                self._sock.sendall(memoryview(np.ascontiguousarray(array)).cast("B"))
+            except OSError as exc:
+                self.broken = str(exc) or type(exc).__name__
+                self._shut()
+            finally:
+                with self._order:
+                    self._pending -= 1
+
+    def _shut(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+
+    def close(self) -> None:
+        """Stop the sender and close the connection (the board's session may be gone already)."""
+        self._queue.put(None)
+        if self.broken is None:
+            self.broken = "closed"
+            self._shut()
+
+
+def open_channel(session, host: str) -> FrameChannel | None:
+    """A channel to the board behind ``session`` (reached at ``host``), or None when its server
+    has no channel or the channel is off. The caller holds the session."""
+    if not enabled():
+        return None
+    try:
+        listen = session.get_function(OPEN)
+    except AttributeError:  # a server without the channel: frames go through RPC
+        return None
+    port = int(listen(host))
+    sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(None)  # the sender blocks while the board computes; its session has deadlines
+        sock.sendall(MAGIC)
+        session.get_function(ACCEPT)()
+        return FrameChannel(sock, session.get_function(RECV))
+    except BaseException:
+        sock.close()
+        raise

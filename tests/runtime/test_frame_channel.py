@@ -1,0 +1,144 @@
+"""The frame channel: frames travel to a board beside its RPC session, while it computes.
+
+Real boards on 127.0.0.1: TVM's Python server with the channel (``board_server.py``), the
+C++ ``tvm_rpc`` with it (where ``splitrun setup arm --cpp x86_64`` built it), and TVM's own
+server without it, to which frames still go through RPC.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tvm
+from conftest import ATOL_FP32, splitrun_json
+from test_cpp_server import need_cpp
+
+from splitnet.framework.artifact import wire_array
+from splitnet.runtime import Board, LocalCluster, acquire, free_port, request_session
+from splitnet.runtime.board_session import BoardSession
+from splitnet.runtime.frame_channel import ENV
+
+pytestmark = pytest.mark.boards
+
+SERVERS = ["python", "cpp"]
+
+
+def _session(cluster: LocalCluster, board: Board) -> BoardSession:
+    return acquire(cluster.host, cluster.tracker_port, [board], cluster.address_of())[board.name]
+
+
+def _board(server: str) -> Board:
+    if server == "cpp":
+        need_cpp()
+    return Board(name="b0", key="pynq", target={"kind": "llvm"}, local=True, cores=1, server=server)
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_messages_taken_out_of_order_are_exact(server, no_leaked_boards):
+    rng = np.random.default_rng(0)
+    arrays = [
+        rng.integers(0, 256, (1, 3, 32, 32), dtype=np.uint8),
+        rng.standard_normal((2, 5, 7)).astype(np.float32),
+        rng.integers(-(2**40), 2**40, (3, 11), dtype=np.int64),
+        rng.integers(0, 256, (1, 3, 224, 224), dtype=np.uint8),  # a whole frame
+    ]
+    with LocalCluster([_board(server)]) as cluster:
+        held = _session(cluster, cluster.boards[0])
+        try:
+            assert held.send_ahead((arrays[0],)) is not None and held.frame_path == "channel"
+            channel = held._channel
+            seqs = [channel.send(a) for a in arrays[1:]]
+            dev = held.session.cpu(0)
+            with held.lock:
+                for seq, a in reversed(list(zip(seqs, arrays[1:], strict=True))):  # last sent, taken first
+                    tensor = tvm.runtime.empty(a.shape, str(a.dtype), dev)
+                    channel.recv(tensor, seq)
+                    got = tensor.numpy()
+                    assert got.dtype == a.dtype and np.array_equal(got, a)
+                with pytest.raises(Exception, match="read and dropped"):
+                    channel.recv(tvm.runtime.empty(arrays[1].shape, "float32", dev), seqs[0])
+        finally:
+            held.close()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_a_frame_travels_while_the_board_is_busy_and_a_taken_one_is_sent_again(server, no_leaked_boards):
+    a = np.full((1, 3, 64, 64), 7, dtype=np.uint8)
+    b = np.arange(3 * 64 * 64, dtype=np.uint32).reshape(1, 3, 64, 64).astype(np.uint8)
+    with LocalCluster([_board(server)]) as cluster:
+        held = _session(cluster, cluster.boards[0])
+        try:
+            dev = held.session.cpu(0)
+            held.send_ahead((a,))  # opens the channel
+            with held.lock:  # the board's session is busy (a call holds it) ...
+                first = held.send_ahead((a,))
+                again = held.send_ahead((a,))
+                assert first == again  # the same frame again is not sent again
+                later = held.send_ahead((b,))
+                deadline = time.monotonic() + 10
+                while held._channel.pending and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert held._channel.pending == 0  # ... and the frames went to it all the same
+                (buffer,) = held.staged((a,), dev, first)
+                assert np.array_equal(buffer.numpy(), a)
+                (buffer,) = held.staged((b,), dev, later)
+                assert np.array_equal(buffer.numpy(), b)
+                # a call that took its numbers before b's, and runs after it: its message was taken
+                sent = held.copies
+                (buffer,) = held.staged((a,), dev, again)
+                assert np.array_equal(buffer.numpy(), a) and held.copies == sent + 1
+            assert held.sent_bytes == held.copies * a.nbytes
+        finally:
+            held.close()
+
+
+def test_channel_off_and_a_server_without_it_send_frames_through_rpc(monkeypatch, no_leaked_boards):
+    x = wire_array(np.ones((1, 3, 16, 16), dtype=np.uint8))
+    monkeypatch.setenv(ENV, "off")
+    with LocalCluster([_board("python")]) as cluster:
+        held = _session(cluster, cluster.boards[0])
+        try:
+            assert held.send_ahead((x,)) is None and held.frame_path == "rpc"
+        finally:
+            held.close()
+    monkeypatch.delenv(ENV)
+    with LocalCluster([]) as cluster:  # a tracker, and TVM's own server started by hand
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tvm.exec.rpc_server", "--host", "127.0.0.1", "--port", str(port),
+             "--port-end", str(port + 1), "--tracker", f"{cluster.host}:{cluster.tracker_port}", "--key", "plain"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        try:
+            address, session = request_session(cluster.host, cluster.tracker_port, "plain", timeout=60)
+            held = BoardSession(_board("python"), address, session)
+            assert held.send_ahead((x,)) is None and held.frame_path == "rpc"
+            with held.lock:
+                (buffer,) = held.staged((x,), session.cpu(0), None)
+            assert np.array_equal(buffer.numpy(), x) and held.copies == 1
+            held.close()
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)  # the server and the worker it forked
+            proc.wait()
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_the_report_says_how_frames_reached_each_board(server, tmp_path, no_leaked_boards):
+    _board(server)
+    inventory = tmp_path / "inv.yaml"
+    inventory.write_text(
+        "boards:\n"
+        + "".join(f"  - {{name: pynq{i}, target: pynq-z1, local: true, cores: 1, server: {server}}}\n" for i in (0, 1))
+    )
+    report, result = splitrun_json(
+        tmp_path, "--model", "resnet_tiny", "--inventory", str(inventory), "--runs", "6", "--depth", "2"
+    )
+    assert report["wire"]["paths"] == {"pynq0": "channel", "pynq1": "channel"}
+    assert report["fidelity_max_abs_diff"] <= ATOL_FP32
+    assert "take frames from the frame channel" in result.stdout
