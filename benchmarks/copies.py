@@ -1,4 +1,5 @@
-"""What a frame's copy to a board costs, and on which side: TVM's Python server vs the C++ one.
+"""What a frame's copy to a board costs, and on which side: TVM's Python server vs the C++ one,
+through TVM RPC and through the frame channel.
 
     python benchmarks/copies.py --repeat 40
 
@@ -11,6 +12,11 @@ qemu) into a tensor kept on the board. It prints the median copy time, the
 rate, and the CPU each side spent per copy (the host's from ``time.process_time``, the
 board's from /proc over its process group), so it shows whether a copy costs the board's
 core, which a second session per board could not hide on a single-core board.
+
+Each copy is made twice: through RPC (``tensor.copyfrom``, the path of a server without the
+channel) and through the frame channel (:mod:`splitnet.runtime.frame_channel`: the frame
+written to the channel's socket, then the board's ``splitnet.channel.recv`` call), the
+channel's time from the send to the call's return.
 
 Nothing here is a test; the figures go to the README's Speed section.
 """
@@ -29,6 +35,7 @@ from tvm import rpc
 
 from splitnet.runtime import Board, LocalCluster
 from splitnet.runtime.arm.paths import ArmPaths
+from splitnet.runtime.frame_channel import open_channel
 from splitnet.runtime.inventory import DEFAULT_KEY
 from splitnet.runtime.inventory_file import resolve_inventory
 
@@ -50,6 +57,52 @@ def group_cpu_s(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def _copier(path: str, session, cluster: LocalCluster):
+    """A function that copies an array into a tensor on the board by ``path``, and its channel."""
+    if path == "rpc":
+        return (lambda tensor, x: tensor.copyfrom(x)), None
+    channel = open_channel(session, cluster.host)
+    if channel is None:
+        raise SystemExit(
+            f"error: the {cluster.boards[0].name} server has no frame channel (rebuild: splitrun setup arm)"
+        )
+    return (lambda tensor, x: channel.recv(tensor, channel.send(x))), channel
+
+
+def _copies(server: str, path: str, copy, dev, pgid: int, repeat: int) -> list[dict]:
+    """Median time and each side's CPU of ``repeat`` copies of each size by ``copy``."""
+    rows = []
+    for size in SIZES:
+        if server == "qemu" and size > SIZES[1]:
+            break  # the emulator takes seconds per megabyte
+        x = np.random.RandomState(size).randint(0, 256, size).astype(np.uint8)
+        tensor = tvm.runtime.empty((size,), "uint8", dev)
+        copy(tensor, x)
+        np.testing.assert_array_equal(tensor.numpy(), x)  # every byte arrived
+        times = []
+        cpu_host, cpu_board, wall = time.process_time(), group_cpu_s(pgid), time.perf_counter()
+        for _ in range(repeat):
+            start = time.perf_counter()
+            copy(tensor, x)
+            times.append(time.perf_counter() - start)
+        cpu_host = time.process_time() - cpu_host
+        cpu_board = group_cpu_s(pgid) - cpu_board
+        median = float(np.median(times))
+        rows.append(
+            {
+                "server": server,
+                "path": path,
+                "bytes": size,
+                "median_ms": median * 1000.0,
+                "mb_per_s": size / median / 1e6,
+                "host_cpu_ms": cpu_host / repeat * 1000.0,
+                "board_cpu_ms": cpu_board / repeat * 1000.0,
+                "wall_ms": (time.perf_counter() - wall) / repeat * 1000.0,
+            }
+        )
+    return rows
+
+
 def measure(server: str, repeat: int, host_core: int) -> list[dict]:
     """``python`` / ``cpp``: a host board on that server; ``qemu``: the PYNQ's armhf server under qemu."""
     if server == "qemu":
@@ -62,33 +115,12 @@ def measure(server: str, repeat: int, host_core: int) -> list[dict]:
         session = rpc.connect_tracker(cluster.host, cluster.tracker_port).request(DEFAULT_KEY)
         dev = session.cpu(0)
         os.sched_setaffinity(0, {host_core})
-        for size in SIZES:
-            if server == "qemu" and size > SIZES[1]:
-                break  # the emulator takes seconds per megabyte
-            x = np.random.RandomState(size).randint(0, 256, size).astype(np.uint8)
-            tensor = tvm.runtime.empty((size,), "uint8", dev)
-            tensor.copyfrom(x)
-            times = []
-            cpu_host, cpu_board, wall = time.process_time(), group_cpu_s(pgid), time.perf_counter()
-            for _ in range(repeat):
-                start = time.perf_counter()
-                tensor.copyfrom(x)
-                times.append(time.perf_counter() - start)
-            cpu_host = time.process_time() - cpu_host
-            cpu_board = group_cpu_s(pgid) - cpu_board
-            median = float(np.median(times))
-            rows.append(
-                {
-                    "server": server,
-                    "bytes": size,
-                    "median_ms": median * 1000.0,
-                    "mb_per_s": size / median / 1e6,
-                    "host_cpu_ms": cpu_host / repeat * 1000.0,
-                    "board_cpu_ms": cpu_board / repeat * 1000.0,
-                    "wall_ms": (time.perf_counter() - wall) / repeat * 1000.0,
-                }
-            )
-        del tensor, session
+        for path in ("rpc", "channel"):
+            copy, channel = _copier(path, session, cluster)
+            rows += _copies(server, path, copy, dev, pgid, repeat)
+            if channel is not None:
+                channel.close()
+        del session
     return rows
 
 
@@ -108,11 +140,12 @@ def main() -> int:
         servers.append("qemu")
     if "cpp" not in servers:
         print("no C++ server for this host: run splitrun setup arm --cpp x86_64 to compare it")
-    print(f"{'server':7s} {'bytes':>9s} {'median ms':>10s} {'MB/s':>6s} {'host CPU ms':>12s} {'board CPU ms':>13s}")
+    columns = ("bytes", 9), ("median ms", 10), ("MB/s", 6), ("host CPU ms", 12), ("board CPU ms", 13)
+    print(f"{'server':7s} {'path':8s} " + " ".join(f"{name:>{width}s}" for name, width in columns))
     for server in servers:
         for r in measure(server, args.repeat, host_core=cores[-1]):
             print(
-                f"{r['server']:7s} {r['bytes']:9d} {r['median_ms']:10.3f} {r['mb_per_s']:6.0f} "
+                f"{r['server']:7s} {r['path']:8s} {r['bytes']:9d} {r['median_ms']:10.3f} {r['mb_per_s']:6.0f} "
                 f"{r['host_cpu_ms']:12.3f} {r['board_cpu_ms']:13.3f}"
             )
     return 0

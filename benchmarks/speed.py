@@ -22,6 +22,10 @@ Beside them:
   parallel, one process per core).
 * **the wire**: bytes per frame copied to the boards and copy milliseconds per frame
   (``--wire uint8``, the default, or ``float32``), from the run's own counters.
+* **host CPU ms**: the host process's CPU per frame in the steady state, every thread (here
+  the host shares its cores with the boards, so that is time taken from their compute).
+* **the frame's path**: the frame channel beside each board's session (the default), or
+  TVM RPC with ``SPLITNET_CHANNEL=off`` (the ``frames reached the boards`` line says which).
 * **the boards' server** (``--server``): ``cpp``, the C++ ``tvm_rpc`` a PYNQ runs, built for
   this host with the copy fix (``splitrun setup arm --cpp x86_64``), when it is built; else
   ``python``, TVM's Python ``rpc_server`` (``benchmarks/copies.py`` shows what each costs).
@@ -59,6 +63,7 @@ from rich.table import Table  # noqa: E402
 
 from splitnet.framework.errors import SplitnetError  # noqa: E402
 from splitnet.framework.wire import DEFAULT_WIRE, WIRES, with_wire  # noqa: E402
+from splitnet.runtime.frame_channel import ENV, enabled  # noqa: E402
 from splitnet.strategies import RunOptions, run  # noqa: E402
 
 BRANCH_COUNTS = (1, 2, 4)
@@ -240,6 +245,7 @@ def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, 
         "latency_p95_ms": report.end_to_end.p95_ms,
         "fps_one_in_flight": report.throughput_fps,
         "fps_steady": report.steady_fps,
+        "host_cpu_ms": report.steady_host_cpu_ms,
         "depth": report.depth,
         "slowest_board_compute_ms": max(per_board.values()),
         "compute_ms": [b.compute_ms for b in report.branches],
@@ -319,7 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     base = next((r for r in rows if r["n"] == 1), None)
     table = Table(title=f"{args.model}: split vs unsplit on single-core boards ({args.depth} frames in flight)")
     columns = ("N", "p50 ms", "p95 ms", "frames/s", "x N=1", "x data-par.", "ceiling", "of ceiling")
-    columns += ("branch compute ms", "transfer ms", "head ms", "latency / (slowest+head)", "wire B/frame", "copy ms")
+    columns += (
+        "branch compute ms",
+        "transfer ms",
+        "head ms",
+        "latency / (slowest+head)",
+        "wire B/frame",
+        "copy ms",
+        "host CPU ms",
+    )
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
@@ -346,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['latency_over_compute']:.2f}",
             f"{row['wire']['sent_bytes_per_frame']:.0f}",
             f"{row['wire']['copy_ms_per_frame']:.2f}",
+            f"{row['host_cpu_ms']:.2f}",
         )
     out.print(table)
     out.print(
@@ -370,10 +385,13 @@ def main(argv: list[str] | None = None) -> int:
         out.print(f"N={row['n']} tuning: {'; '.join(row['tuning'])}", soft_wrap=True)
     servers = sorted({kind for row in rows for kind in row["servers"].values()})
     out.print(f"boards' RPC server: {', '.join(servers)} (--server {args.server})")
+    paths = sorted({path for row in rows for path in row["wire"].get("paths", {}).values()})
+    out.print(f"frames reached the boards through: {', '.join(paths)} ({ENV}={'on' if enabled() else 'off'})")
     goals = targets(rows, ort, baselines)
     for what, figure, met in goals:
         out.print(f"target N=2 {what}: {figure} {'met' if met else 'MISSED'}")
     data = {"runs": rows, "data_parallel": parallel, "peers": baselines, "onnxruntime_boards": ort, "server": servers}
+    data["frame_paths"] = paths
     data["targets"] = [{"target": what, "figure": figure, "met": met} for what, figure, met in goals]
     args.json.write_text(json.dumps(data, indent=2) + "\n")
     out.print(f"written to {args.json}")

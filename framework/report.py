@@ -106,6 +106,7 @@ class RunReport:
     frame_ms: tuple[float, ...] = ()  # every frame sent, in order
     depth: int = 1  # frames in flight in the steady-state phase
     steady_fps: float = 0.0  # frames/s with `depth` frames in flight (pipelined)
+    steady_host_cpu_ms: float = 0.0  # the host's CPU per frame then (what it takes from boards sharing its cores)
     tuning: tuple[str, ...] = ()  # per compiled part: which tuning database was applied, or why none
     rejoins: tuple[dict, ...] = ()  # failed boards that came back: board, frame, down_ms, how
     repairs: tuple[dict, ...] = ()  # background repairs (a copy made again, the head re-encoded): frame, what, done, ms

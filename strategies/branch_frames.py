@@ -37,6 +37,7 @@ class TimedRuns:
     total_s: list[float]
     head_s: list[float]
     steady_fps: float = 0.0  # frames/s with --depth frames in flight (0 when depth is 1)
+    steady_host_cpu_ms: float = 0.0  # this process's CPU per frame in that phase (every thread)
 
 
 def compute_s(branch: int, module, x: np.ndarray, repeat: int) -> float:
@@ -88,7 +89,8 @@ def run_frames(
                 timed.head_s.append(result.head_s)
     if options.pipelined_runs:  # steady state: `depth` frames in flight, so boards never wait on the head
         with watch.stage("pipelined frames"), ThreadPoolExecutor(options.depth, "splitnet-frame") as pool:
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             list(pool.map(one, (i % len(frames) for i in range(options.pipelined_runs))))
             timed.steady_fps = options.pipelined_runs / (time.perf_counter() - start)
+            timed.steady_host_cpu_ms = (time.process_time() - cpu) * 1000.0 / options.pipelined_runs
     return timed

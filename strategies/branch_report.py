@@ -147,6 +147,7 @@ def run_report(
         depth=options.depth,
         tuning=deployment.tuning,
         steady_fps=timed.steady_fps,
+        steady_host_cpu_ms=timed.steady_host_cpu_ms,
         parity_decodes=runner.parity_decodes,
         fidelity_max_abs_diff=diff,
         agreement_rate=rate,
@@ -174,5 +175,5 @@ def wire_summary(wire: str, input_bytes: int, sessions, frames: int) -> dict:
         "frame_bytes": input_bytes,
         "sent_bytes_per_frame": sum(s.sent_bytes for s in sessions) / max(frames, 1),
         "copy_ms_per_frame": sum(s.copy_s for s in sessions) * 1000.0 / max(frames, 1),
-        "paths": {s.board.name: s.frame_path for s in sessions},
+        "paths": {s.board.name: s.frame_path for s in sessions if s.copies},  # boards that were sent frames
     }
