@@ -320,7 +320,8 @@ class LocalCluster:
             board.key,
         ]
         env = {"TVM_NUM_THREADS": str(board.cores), "OMP_NUM_THREADS": str(board.cores)}
-        command = [sys.executable, str(Path(board_server.__file__)), *args]
+        # -P: the script's folder (splitnet/runtime) stays off sys.path, so none of its files shadow a module
+        command = [sys.executable, "-P", str(Path(board_server.__file__)), *args]
         proc = self._spawn([], f"{board.name}.log", env=env, core=core, netns=board.netns, quota=quota, command=command)
         return LocalServer(board=board, port=port, core=core, pid=proc.pid), proc
 
