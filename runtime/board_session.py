@@ -138,15 +138,11 @@ class BoardSession:
                 x = wire_array(x)  # uint8 frames stay uint8: 4x fewer bytes to send
                 key = (i, x.shape, x.dtype.str)
                 last = self._sent.get(key)
-                seqs.append(
-                    last[0] if last is not None and np.array_equal(last[1], x) else self._send(key, x, locked=True)
-                )
+                seqs.append(last[0] if last is not None and np.array_equal(last[1], x) else self._send(key, x))
         return seqs
 
-    def _send(self, key: tuple, x: np.ndarray, locked: bool = False) -> int:
-        if not locked:
-            with self._send_lock:
-                return self._send(key, x, locked=True)
+    def _send(self, key: tuple, x: np.ndarray) -> int:
+        """Queue ``x`` on the channel as the input at ``key`` (the caller holds ``_send_lock``)."""
         x = np.array(x, copy=True)  # the sender reads it later: never the caller's buffer
         seq = self._channel.send(x)
         self._sent[key] = (seq, x)
@@ -183,8 +179,10 @@ class BoardSession:
             if seqs is not None:
                 if held != ("seq", seqs[i]):
                     start = time.perf_counter()
-                    # a message is taken once: one that another call took is sent again
-                    seq = self._send(key, x) if seqs[i] in self._taken else seqs[i]
+                    seq = seqs[i]
+                    if seq in self._taken:  # a message is taken once: one that another call took is sent again
+                        with self._send_lock:
+                            seq = self._send(key, x)
                     self._channel.recv(buffer, seq)
                     self._take(seq)
                     self.copy_s += time.perf_counter() - start

@@ -128,3 +128,15 @@ def no_leaked_boards():
     yield
     leaked = rpc_processes()
     assert not leaked, f"RPC processes left running: {sorted(leaked)}"
+
+
+def need_cpp() -> None:
+    """Skip (fail under SPLITNET_REQUIRE_ARM) unless the C++ RPC server for this host is built."""
+    from splitnet.runtime.arm.paths import ArmPaths
+
+    if ArmPaths.default().host_cpp_ready():
+        return
+    message = f"the x86_64 C++ RPC server is not built in {ArmPaths.default().root} (splitrun setup arm --cpp x86_64)"
+    if os.environ.get("SPLITNET_REQUIRE_ARM"):
+        pytest.fail(message)
+    pytest.skip(message)

@@ -6,13 +6,12 @@ they skip without it unless SPLITNET_REQUIRE_ARM is set (CI builds it and sets i
 
 from __future__ import annotations
 
-import os
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ATOL_FP32, splitrun, splitrun_json
+from conftest import ATOL_FP32, need_cpp, splitrun, splitrun_json
 from conftest import inventory_board as board
 
 from splitnet.framework.errors import ProblemsError
@@ -20,15 +19,6 @@ from splitnet.runtime.arm import rpc_patch
 from splitnet.runtime.arm.paths import ArmPaths, default_source
 
 BOARD = "  - {{name: pynq{i}, target: pynq-z1, local: true, cores: 1, server: cpp}}\n"
-
-
-def need_cpp() -> None:
-    if ArmPaths.default().host_cpp_ready():
-        return
-    message = f"the x86_64 C++ RPC server is not built in {ArmPaths.default().root} (splitrun setup arm --cpp x86_64)"
-    if os.environ.get("SPLITNET_REQUIRE_ARM"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 # -- the patch ----------------------------------------------------------------------------------

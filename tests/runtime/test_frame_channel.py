@@ -16,8 +16,7 @@ import time
 import numpy as np
 import pytest
 import tvm
-from conftest import ATOL_FP32, splitrun_json
-from test_cpp_server import need_cpp
+from conftest import ATOL_FP32, need_cpp, splitrun_json
 
 from splitnet.framework.artifact import wire_array
 from splitnet.runtime import Board, LocalCluster, acquire, free_port, request_session
