@@ -254,7 +254,8 @@ def render(report: RunReport, console: Console) -> None:
     if report.wire:
         w = report.wire
         paths = w.get("paths", {})
-        beside = sum(p == "channel" for p in paths.values())
+        beside = sum(p in ("channel", "call") for p in paths.values())
+        calls = sum(p == "call" for p in paths.values())
         how = (
             ""
             if not paths
@@ -262,6 +263,13 @@ def render(report: RunReport, console: Console) -> None:
             if beside == 0
             else f"; {'all' if beside == len(paths) else beside} of {len(paths)} boards take frames from the "
             "frame channel"
+            + (
+                ""
+                if not calls
+                else ", in one round trip a call"
+                if calls == beside
+                else f" ({calls} in one round trip a call)"
+            )
         )
         console.print(
             f"wire: {w['format']} frames, {w['frame_bytes']} bytes each; {w['sent_bytes_per_frame']:.0f} bytes "

@@ -9,13 +9,20 @@ still computing the frame before, and the board's ``recv`` call then takes it fr
 socket with one copy. The RPC session still carries every call, so a board that dies or
 stalls is noticed as before.
 
-The board's side is three functions (the C++ server gets the same three from
+The board's side is four functions (the C++ server gets the same four from
 :mod:`arm.rpc_patch`); a server without them is sent frames through RPC as before:
 
 * ``splitnet.channel.open(host) -> port``: listen on ``host`` (the board's address as the
   host reaches it), on a free port;
 * ``splitnet.channel.accept() -> version``: take the host's connection and its hello;
-* ``splitnet.channel.recv(tensor, seq) -> nbytes``: fill ``tensor`` with message ``seq``.
+* ``splitnet.channel.recv(tensor, seq) -> nbytes``: fill ``tensor`` with message ``seq``;
+* ``splitnet.channel.call(module, name, n, tensor_0, seq_0, ..., rest) -> bytes``: fill each
+  of the ``n`` tensors with its message (``seq`` -1: it holds its input already), call the
+  module's function ``name`` on the tensors and ``rest``, and return the output's bytes after
+  a header (``CALL_HEADER``: the nanoseconds the messages took to take in). That is a frame's
+  whole visit to the board in one RPC round trip, where recv, the call, the output's copy and
+  its free would be four: each costs the host CPU, which the boards' compute shares when the
+  host shares their cores, and each adds to the frame's latency.
 
 A message is a header (sequence number, byte count) and the bytes. Sequence numbers rise in
 the order the host sends, but calls may take them in another order (two frames in flight
@@ -38,7 +45,9 @@ VERSION = 1
 HEADER = struct.Struct("<QQ")  # sequence number, payload bytes
 STASH = 64  # messages kept that were read past, by sequence number
 ACCEPT_TIMEOUT_S = 30.0
+CALL_HEADER = struct.Struct("<Q")  # before a call's output: nanoseconds its messages took to take in
 OPEN, ACCEPT, RECV = "splitnet.channel.open", "splitnet.channel.accept", "splitnet.channel.recv"
+CALL = "splitnet.channel.call"
 
 
 class _Channel:
@@ -104,6 +113,19 @@ class _Channel:
         tensor.copyfrom(array.reshape(tuple(tensor.shape)))
         return len(data)
 
+    def call(self, module, name: str, n: int, *args) -> bytes:
+        import time
+
+        start = time.perf_counter_ns()
+        for tensor, seq in zip(args[: 2 * n : 2], args[1 : 2 * n : 2], strict=True):
+            if seq >= 0:
+                self.recv(tensor, seq)
+        took = time.perf_counter_ns() - start
+        out = module[name](*args[: 2 * n : 2], *args[2 * n :])
+        if not hasattr(out, "numpy"):
+            raise RuntimeError(f"{CALL}: {name} returned {type(out).__name__}, not a tensor")
+        return CALL_HEADER.pack(took) + out.numpy().tobytes()
+
 
 def register() -> None:
     """Register the channel's functions in this process (its forked sessions inherit them).
@@ -117,6 +139,7 @@ def register() -> None:
     tvm_ffi.register_global_func(OPEN, channel.open, override=True)
     tvm_ffi.register_global_func(ACCEPT, channel.accept, override=True)
     tvm_ffi.register_global_func(RECV, channel.recv, override=True)
+    tvm_ffi.register_global_func(CALL, channel.call, override=True)
 
 
 def _init_in_server(path: str = __file__) -> None:

@@ -22,6 +22,7 @@ from tvm.rpc import base
 
 from ..framework.artifact import CompiledArtifact, to_tensors, wire_array
 from ..framework.errors import SplitnetError
+from .board_server import CALL_HEADER
 from .frame_channel import FrameChannel, open_channel
 from .guard import Skipped, submit
 from .inventory import Board
@@ -108,7 +109,7 @@ class BoardSession:
     _echo: object = None  # a cheap remote function, looked up once, that :meth:`ping` calls
     _channel: FrameChannel | None = None  # frames sent beside the session (:mod:`frame_channel`)
     _channel_tried: bool = False
-    frame_path: str = "rpc"  # how frames reached this board: "channel" (beside the session) or "rpc"
+    frame_path: str = "rpc"  # how frames reached this board: "call" or "channel" (beside the session), or "rpc"
     _sent: dict = field(default_factory=dict)  # (index, shape, dtype) -> (sequence number, the array sent)
     _send_lock: threading.Lock = field(default_factory=threading.Lock)
     _taken: set = field(default_factory=set)  # message numbers the board took (recently)
@@ -128,8 +129,8 @@ class BoardSession:
                 if not self._channel_tried:
                     self._channel = self._open_channel()
                     self._channel_tried = True
-                    if self._channel is not None:
-                        self.frame_path = "channel"
+                    if self._channel is not None:  # "call": the frame, the call and the answer in one round trip
+                        self.frame_path = "call" if self._channel.call is not None else "channel"
         if self._channel is None:
             return None
         seqs = []
@@ -170,22 +171,44 @@ class BoardSession:
         the channel; a message another call took already is sent again.
         """
         staged = []
+        for buffer, seq in self._buffers(inputs, dev, seqs):
+            if seq >= 0:
+                start = time.perf_counter()
+                self._channel.recv(buffer, seq)
+                self.copy_s += time.perf_counter() - start
+            staged.append(buffer)
+        return staged
+
+    def call_function(self, seqs: list[int] | None):
+        """The board's ``splitnet.channel.call`` when a call with these ``seqs`` can use it, else None."""
+        return self._channel.call if seqs is not None and self._channel is not None else None
+
+    def call(self, function, module, name: str, inputs, dev, seqs: list[int], rest) -> bytes:
+        """One round trip (the caller holds ``lock``): the board takes the inputs' messages in,
+        calls ``module``'s ``name`` on the buffers and ``rest``, and returns its output's bytes."""
+        flat = [value for pair in self._buffers(inputs, dev, seqs) for value in pair]
+        raw = function(module, name, len(inputs), *flat, *rest)
+        self.copy_s += CALL_HEADER.unpack_from(raw)[0] / 1e9  # the board's own count: no round trip in it
+        return raw
+
+    def _buffers(self, inputs: tuple[np.ndarray, ...], dev, seqs: list[int] | None):
+        """For each input, its buffer on the board and the message to fill it from (-1: none, the
+        buffer holds the input already or was filled through RPC here). Recorded as taken at
+        once: the board takes a message first thing, so a call that fails has taken it."""
         for i, x in enumerate(inputs):
             x = wire_array(x)
             key = (i, x.shape, x.dtype.str)
             buffer, held = self._inputs.get(key, (None, None))
             if buffer is None:
                 buffer = tvm.runtime.empty(x.shape, str(x.dtype), dev)
+            seq = -1
             if seqs is not None:
                 if held != ("seq", seqs[i]):
-                    start = time.perf_counter()
                     seq = seqs[i]
                     if seq in self._taken:  # a message is taken once: one that another call took is sent again
                         with self._send_lock:
                             seq = self._send(key, x)
-                    self._channel.recv(buffer, seq)
                     self._take(seq)
-                    self.copy_s += time.perf_counter() - start
                     self._inputs[key] = (buffer, ("seq", seq))
             elif held is None or not isinstance(held, np.ndarray) or not np.array_equal(held, x):
                 start = time.perf_counter()
@@ -194,8 +217,7 @@ class BoardSession:
                 self.sent_bytes += x.nbytes
                 self.copies += 1
                 self._inputs[key] = (buffer, x.copy())
-            staged.append(buffer)
-        return staged
+            yield buffer, seq
 
     @property
     def address_text(self) -> str:
@@ -281,6 +303,7 @@ class RemoteModule:
         self._vm = relax.VirtualMachine(lib, self._dev)
         self._main = self._vm["main"]  # looked up once: each lookup is an RPC round trip
         self._bound = to_tensors(bound, self._dev)
+        self._output: tuple[tuple[int, ...], np.dtype] | None = None  # (shape, dtype), from the first call
 
     @property
     def board(self) -> str:
@@ -289,7 +312,7 @@ class RemoteModule:
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         seqs = self.owner.send_ahead(inputs)  # the inputs travel while the board finishes other work
         with self.owner.lock:
-            return self._main(*self.owner.staged(inputs, self._dev, seqs), *self._bound).numpy()
+            return self._run(inputs, seqs)
 
     def call_unless(self, answered: threading.Event, *inputs: np.ndarray) -> np.ndarray:
         """Call, unless ``answered`` is set by the time this board is free (a replica won)."""
@@ -297,9 +320,26 @@ class RemoteModule:
         with self.owner.lock:
             if answered.is_set():
                 raise Skipped(self.board)
-            out = self._main(*self.owner.staged(inputs, self._dev, seqs), *self._bound).numpy()
+            out = self._run(inputs, seqs)
         answered.set()
         return out
+
+    def _run(self, inputs: tuple[np.ndarray, ...], seqs: list[int] | None) -> np.ndarray:
+        """One call on the board (the caller holds its lock). The first goes the long way, which
+        tells the output's shape and type; after it, a board with ``splitnet.channel.call``
+        takes the frame in, runs and answers in one round trip."""
+        function = self.owner.call_function(seqs)
+        if function is not None and self._output is not None:
+            raw = self.owner.call(function, self._vm.module, "main", inputs, self._dev, seqs, self._bound)
+            shape, dtype = self._output
+            out = np.frombuffer(raw, dtype=dtype, offset=CALL_HEADER.size)
+            if out.size != int(np.prod(shape)):
+                raise RuntimeError(f"{self.board} answered {len(raw)} bytes, not a {dtype} {shape} tensor")
+            return out.reshape(shape).copy()
+        out = self._main(*self.owner.staged(inputs, self._dev, seqs), *self._bound)
+        if isinstance(out, tvm.runtime.Tensor):
+            self._output = (tuple(out.shape), np.dtype(str(out.dtype)))
+        return out.numpy()
 
     def fill_bound(self, value: float) -> None:
         """Overwrite the arrays bound on the board with ``value`` (chaos: memory that went bad)."""

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from ..framework.errors import SplitnetError
+from . import frame_channel
 from .board_session import REQUEST_TIMEOUT_S, BoardSession, acquire, query_hint, request_session, tracker_summary
 from .inventory import Board, Inventory
 from .local_cluster import LocalCluster
@@ -44,6 +45,7 @@ class BoardStatus:
 
 class Fleet:
     def __init__(self, inventory: Inventory, wait_s: float = DEFAULT_WAIT_S) -> None:
+        frame_channel.mode()  # a bad SPLITNET_CHANNEL fails before any board starts, not on a board's first frame
         self.inventory = inventory
         self.wait_s = wait_s
         tracker = inventory.tracker

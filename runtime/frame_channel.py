@@ -6,11 +6,15 @@ can only move when the board's session is free, so every frame waits for the one
 connection and one sender thread: :meth:`FrameChannel.send` queues a frame and returns its
 sequence number at once, the sender writes it with ``sendall`` (the kernel's copy) while the
 board still computes, and :meth:`FrameChannel.recv` is then one short RPC call that puts the
-frame in the board's input tensor.
+frame in the board's input tensor. Where the board's server has ``splitnet.channel.call``
+(:attr:`FrameChannel.call`), taking the frame in, running the part and sending its output
+back are one RPC round trip instead of four (:mod:`board_server` says why that matters).
 
 A board whose server has no channel (an older ``tvm_rpc``, a Python server started by hand)
-is sent frames through RPC as before: :func:`open_channel` returns None. ``SPLITNET_CHANNEL=
-off`` does the same for every board, to compare the two. When the connection breaks, the
+is sent frames through RPC as before: :func:`open_channel` returns None. ``SPLITNET_CHANNEL``
+compares the paths: ``off`` sends every board its frames through RPC, ``frames`` sends them
+on the channel but makes the call, the output's copy and its free separate round trips (as
+before ``splitnet.channel.call``), and ``on``, the default, does both. When the connection breaks, the
 sender closes it: the board's ``recv`` then fails at once, and the board fails as it would
 when its session breaks (the recovery policy takes it from there).
 """
@@ -26,22 +30,34 @@ import threading
 
 import numpy as np
 
-from .board_server import ACCEPT, HEADER, MAGIC, OPEN, RECV
+from ..framework.errors import SplitnetError
+from .board_server import ACCEPT, CALL, HEADER, MAGIC, OPEN, RECV
 
-ENV = "SPLITNET_CHANNEL"  # "off": every frame through RPC
+ENV = "SPLITNET_CHANNEL"
+MODES = ("on", "frames", "off")  # frames and one call per visit; frames only; every frame through RPC
 CONNECT_TIMEOUT_S = 10.0
 
 
+def mode() -> str:
+    """``SPLITNET_CHANNEL``: one of :data:`MODES` (``0``, ``no`` and ``false`` read as ``off``)."""
+    value = os.environ.get(ENV, "on").strip().lower()
+    value = "off" if value in ("0", "no", "false") else "on" if value in ("1", "yes", "true", "") else value
+    if value not in MODES:
+        raise SplitnetError(f"{ENV}={value!r} is not a frame path", f"set it to one of {', '.join(MODES)}")
+    return value
+
+
 def enabled() -> bool:
-    return os.environ.get(ENV, "on").lower() not in ("off", "0", "no", "false")
+    return mode() != "off"
 
 
 class FrameChannel:
     """One board session's channel: frames queued here reach the board in order."""
 
-    def __init__(self, sock: socket.socket, recv) -> None:
+    def __init__(self, sock: socket.socket, recv, call=None) -> None:
         self._sock = sock
         self._recv = recv  # the board's splitnet.channel.recv, looked up once
+        self.call = call  # its splitnet.channel.call, or None: calls and outputs are separate round trips
         self._seq = itertools.count()
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._order = threading.Lock()  # a number and its place in the queue are taken together
@@ -114,7 +130,13 @@ def open_channel(session, host: str) -> FrameChannel | None:
         sock.settimeout(None)  # the sender blocks while the board computes; its session has deadlines
         sock.sendall(MAGIC)
         session.get_function(ACCEPT)()
-        return FrameChannel(sock, session.get_function(RECV))
+        call = None
+        if mode() == "on":
+            try:
+                call = session.get_function(CALL)
+            except AttributeError:  # a server from before the call: the frames still use the channel
+                call = None
+        return FrameChannel(sock, session.get_function(RECV), call)
     except BaseException:
         sock.close()
         raise

@@ -3,12 +3,22 @@
  *
  * A plain TCP connection beside the RPC session: the host writes each frame to it as soon as
  * the frame exists, while the board still computes the one before, and the board's recv call
- * then takes it from its socket straight into the input tensor. The same three functions, with
+ * then takes it from its socket straight into the input tensor. The same four functions, with
  * the same wire format, are in splitnet's runtime/board_server.py for TVM's Python server.
  *
  *   splitnet.channel.open(host) -> port      listen on host, on a free port
  *   splitnet.channel.accept() -> version     take the host's connection and its hello
  *   splitnet.channel.recv(tensor, seq) -> n  fill tensor with message seq
+ *   splitnet.channel.call(module, name, n, tensor_0, seq_0, ..., tensor_n-1, seq_n-1, *rest)
+ *       -> bytes                             fill each tensor with its message (seq -1: it holds
+ *                                            its input already), call module's function name
+ *                                            on the tensors and rest, and return its output's
+ *                                            bytes after a uint64 header: the nanoseconds the
+ *                                            messages took to take in
+ *
+ * The call is one frame's whole visit to the board in one RPC round trip, where recv, the
+ * call, the output's copy and its free would be four: the host's CPU per frame is the boards'
+ * compute time when they share cores, and each round trip adds to the frame's latency.
  *
  * A message is a header (uint64 sequence number, uint64 byte count, little-endian) and the
  * bytes. Messages read past on the way to the one wanted are kept (the last 64), since two
@@ -23,11 +33,14 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <tvm/ffi/container/tensor.h>
+#include <tvm/ffi/extra/module.h>
 #include <tvm/ffi/function.h>
 #include <tvm/ffi/reflection/registry.h>
+#include <tvm/ffi/string.h>
 #include <tvm/runtime/logging.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -134,6 +147,40 @@ int64_t Recv(DLTensor* tensor, int64_t seq) {
   return static_cast<int64_t>(nbytes);
 }
 
+void Call(tvm::ffi::PackedArgs args, tvm::ffi::Any* rv) {
+  namespace ffi = tvm::ffi;
+  if (args.size() < 3) LOG(FATAL) << "splitnet.channel.call(module, name, n, tensor, seq, ...)";
+  ffi::Module module = args[0].cast<ffi::Module>();
+  std::string name = args[1].cast<std::string>();
+  int64_t n = args[2].cast<int64_t>();
+  if (n < 0 || 3 + 2 * n > args.size()) LOG(FATAL) << "splitnet.channel.call: " << n << " inputs, too few arguments";
+  std::vector<ffi::AnyView> call_args;
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t seq = args[4 + 2 * i].cast<int64_t>();
+    if (seq >= 0) Recv(args[3 + 2 * i].cast<DLTensor*>(), seq);
+    call_args.push_back(args[3 + 2 * i]);
+  }
+  uint64_t took_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count());
+  for (int i = static_cast<int>(3 + 2 * n); i < args.size(); ++i) call_args.push_back(args[i]);
+  ffi::Optional<ffi::Function> func = module->GetFunction(name);
+  if (!func.has_value()) LOG(FATAL) << "splitnet.channel.call: the module has no function " << name;
+  ffi::Any out;
+  func.value().CallPacked(call_args.data(), static_cast<int32_t>(call_args.size()), &out);
+  auto tensor = out.as<ffi::Tensor>();
+  if (!tensor.has_value()) LOG(FATAL) << "splitnet.channel.call: " << name << " returned " << out.GetTypeKey() << ", not a tensor";
+  const DLTensor* dl = tensor.value().GetDLTensorPtr();
+  if (dl->device.device_type != kDLCPU || !ffi::IsContiguous(*dl)) {
+    LOG(FATAL) << "splitnet.channel.call: " << name << " returned a tensor that is not contiguous in CPU memory";
+  }
+  size_t nbytes = ffi::GetDataSize(*dl);
+  std::string result(sizeof(took_ns) + nbytes, '\0');
+  std::memcpy(result.data(), &took_ns, sizeof(took_ns));
+  std::memcpy(result.data() + sizeof(took_ns), static_cast<const char*>(dl->data) + dl->byte_offset, nbytes);
+  *rv = ffi::Bytes(std::move(result));
+}
+
 }  // namespace splitnet_channel
 
 TVM_FFI_STATIC_INIT_BLOCK() {
@@ -141,5 +188,6 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   refl::GlobalDef()
       .def("splitnet.channel.open", splitnet_channel::Open)
       .def("splitnet.channel.accept", splitnet_channel::Accept)
-      .def("splitnet.channel.recv", splitnet_channel::Recv);
+      .def("splitnet.channel.recv", splitnet_channel::Recv)
+      .def_packed("splitnet.channel.call", splitnet_channel::Call);
 }

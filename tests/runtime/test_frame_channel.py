@@ -16,11 +16,16 @@ import time
 import numpy as np
 import pytest
 import tvm
-from conftest import ATOL_FP32, need_cpp, splitrun_json
+from conftest import ATOL_FP32, need_cpp, random_input, splitrun_json
 
 from splitnet.framework.artifact import wire_array
-from splitnet.runtime import Board, LocalCluster, acquire, free_port, request_session
+from splitnet.framework.compile import LocalModule, compile_part
+from splitnet.framework.errors import SplitnetError
+from splitnet.framework.targets import host_target
+from splitnet.partitioners import apply_plan, get_partitioner
+from splitnet.runtime import Board, LocalCluster, acquire, builtin_inventory, free_port, request_session
 from splitnet.runtime.board_session import BoardSession
+from splitnet.runtime.fleet import Fleet
 from splitnet.runtime.frame_channel import ENV
 
 pytestmark = pytest.mark.boards
@@ -50,7 +55,7 @@ def test_messages_taken_out_of_order_are_exact(server, no_leaked_boards):
     with LocalCluster([_board(server)]) as cluster:
         held = _session(cluster, cluster.boards[0])
         try:
-            assert held.send_ahead((arrays[0],)) is not None and held.frame_path == "channel"
+            assert held.send_ahead((arrays[0],)) is not None and held.frame_path == "call"
             channel = held._channel
             seqs = [channel.send(a) for a in arrays[1:]]
             dev = held.session.cpu(0)
@@ -97,15 +102,54 @@ def test_a_frame_travels_while_the_board_is_busy_and_a_taken_one_is_sent_again(s
             held.close()
 
 
-def test_channel_off_and_a_server_without_it_send_frames_through_rpc(monkeypatch, no_leaked_boards):
-    x = wire_array(np.ones((1, 3, 16, 16), dtype=np.uint8))
-    monkeypatch.setenv(ENV, "off")
-    with LocalCluster([_board("python")]) as cluster:
+@pytest.mark.parametrize("server", SERVERS)
+def test_one_round_trip_a_call_answers_as_the_long_way(server, tiny_reference, tiny_graph, no_leaked_boards):
+    """Two branches on one board, both reading each frame: after the first call (the long way,
+    which tells the output's shape), each call is one ``splitnet.channel.call``, and only the
+    first branch to read a new frame takes a message; every answer matches the part run here."""
+    plan = get_partitioner("resnet_v1").plan(tiny_graph, model="resnet_tiny", n=2, widths=None, multiple=8)
+    artifacts = [compile_part(b, host_target()) for b in apply_plan(tiny_graph, plan).branches]
+    here = [LocalModule(a) for a in artifacts]
+    frames = [random_input(tiny_reference.spec.input_shape, seed=seed) for seed in range(3)]
+    with LocalCluster([_board(server)]) as cluster:
         held = _session(cluster, cluster.boards[0])
         try:
-            assert held.send_ahead((x,)) is None and held.frame_path == "rpc"
+            modules = [held.load(a) for a in artifacts]
+            for module, local in zip(modules, here, strict=True):
+                np.testing.assert_allclose(module(frames[0]), local(frames[0]), atol=ATOL_FP32)
+            assert held.frame_path == "call"
+            taken, call = [], held._channel.call
+            # its arguments: module, name, n, then each input's buffer and message number
+            held._channel.call = lambda *args: taken.append(args[4]) or call(*args)
+            copied = held.copy_s
+            for x in frames:
+                for module, local in zip(modules, here, strict=True):
+                    np.testing.assert_allclose(module(x), local(x), atol=ATOL_FP32)
+            # frame 0 is on the board already; frames 1 and 2 are taken in by the first branch's call
+            assert taken[0] == taken[1] == taken[3] == taken[5] == -1 and len(taken) == 6
+            assert 0 <= taken[2] < taken[4] and held.copy_s > copied
         finally:
             held.close()
+
+
+def test_a_bad_channel_mode_fails_before_boards_start(monkeypatch):
+    monkeypatch.setenv(ENV, "sideways")
+    with pytest.raises(SplitnetError, match=f"{ENV}='sideways' is not a frame path") as err:
+        Fleet(builtin_inventory())
+    assert "on, frames, off" in err.value.one_line()
+
+
+def test_channel_off_and_a_server_without_it_send_frames_through_rpc(monkeypatch, no_leaked_boards):
+    x = wire_array(np.ones((1, 3, 16, 16), dtype=np.uint8))
+    for mode, path in (("off", "rpc"), ("frames", "channel")):
+        monkeypatch.setenv(ENV, mode)
+        with LocalCluster([_board("python")]) as cluster:
+            held = _session(cluster, cluster.boards[0])
+            try:  # frames: frames on the channel, but the call and its output separate round trips
+                assert (held.send_ahead((x,)) is None) == (mode == "off") and held.frame_path == path
+                assert held.call_function([0]) is None
+            finally:
+                held.close()
     monkeypatch.delenv(ENV)
     with LocalCluster([]) as cluster:  # a tracker, and TVM's own server started by hand
         port = free_port()
@@ -138,6 +182,6 @@ def test_the_report_says_how_frames_reached_each_board(server, tmp_path, no_leak
     report, result = splitrun_json(
         tmp_path, "--model", "resnet_tiny", "--inventory", str(inventory), "--runs", "6", "--depth", "2"
     )
-    assert report["wire"]["paths"] == {"pynq0": "channel", "pynq1": "channel"}
+    assert report["wire"]["paths"] == {"pynq0": "call", "pynq1": "call"}
     assert report["fidelity_max_abs_diff"] <= ATOL_FP32
-    assert "take frames from the frame channel" in result.stdout
+    assert "take frames from the frame channel, in one round trip a call" in result.stdout
