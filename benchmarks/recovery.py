@@ -35,9 +35,9 @@ from rich.console import Console
 from rich.table import Table
 
 from splitnet.framework.errors import SplitnetError
-from splitnet.runtime.board_session import tracker_summary
 from splitnet.runtime.chaos import parse_chaos
 from splitnet.runtime.local_cluster import LocalCluster
+from splitnet.runtime.tracker_requests import tracker_summary
 from splitnet.strategies import RunOptions, run
 
 VERIFY_FRAMES = 8

@@ -24,8 +24,10 @@ Beside them:
   (``--wire uint8``, the default, or ``float32``), from the run's own counters.
 * **host CPU ms**: the host process's CPU per frame in the steady state, every thread (here
   the host shares its cores with the boards, so that is time taken from their compute).
-* **the frame's path**: the frame channel beside each board's session (the default), or
-  TVM RPC with ``SPLITNET_CHANNEL=off`` (the ``frames reached the boards`` line says which).
+* **the frame's path**: the frame channel beside each board's session, taken in and run in
+  one round trip a call (``call``, the default), the channel with separate round trips
+  (``SPLITNET_CHANNEL=frames``), or TVM RPC (``off``); the ``frames reached the boards`` line
+  says which.
 * **the boards' server** (``--server``): ``cpp``, the C++ ``tvm_rpc`` a PYNQ runs, built for
   this host with the copy fix (``splitrun setup arm --cpp x86_64``), when it is built; else
   ``python``, TVM's Python ``rpc_server`` (``benchmarks/copies.py`` shows what each costs).
@@ -63,7 +65,7 @@ from rich.table import Table  # noqa: E402
 
 from splitnet.framework.errors import SplitnetError  # noqa: E402
 from splitnet.framework.wire import DEFAULT_WIRE, WIRES, with_wire  # noqa: E402
-from splitnet.runtime.frame_channel import ENV, enabled  # noqa: E402
+from splitnet.runtime.frame_channel import ENV, mode  # noqa: E402
 from splitnet.strategies import RunOptions, run  # noqa: E402
 
 BRANCH_COUNTS = (1, 2, 4)
@@ -386,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = sorted({kind for row in rows for kind in row["servers"].values()})
     out.print(f"boards' RPC server: {', '.join(servers)} (--server {args.server})")
     paths = sorted({path for row in rows for path in row["wire"].get("paths", {}).values()})
-    out.print(f"frames reached the boards through: {', '.join(paths)} ({ENV}={'on' if enabled() else 'off'})")
+    out.print(f"frames reached the boards through: {', '.join(paths)} ({ENV}={mode()})")
     goals = targets(rows, ort, baselines)
     for what, figure, met in goals:
         out.print(f"target N=2 {what}: {figure} {'met' if met else 'MISSED'}")

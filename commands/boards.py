@@ -103,9 +103,9 @@ def render_boards(rows: list[BoardRow], title: str, out: Console) -> None:
 
 def boards(inventory_spec: str | None, wait_s: float, json_path: Path | None) -> int:
     from ..framework.console import console, results_console
-    from ..runtime.board_session import query_hint
     from ..runtime.fleet import Fleet
     from ..runtime.inventory_file import resolve_inventory
+    from ..runtime.tracker_requests import query_hint
 
     inventory = resolve_inventory(inventory_spec)
     fleet = Fleet(inventory, wait_s=wait_s)

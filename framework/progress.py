@@ -23,6 +23,8 @@ from rich.progress import (
 
 from .console import console
 
+BAR_REFRESH_HZ = 4  # a redraw costs the host ~2 ms of CPU; boards that share its cores feel rich's default 10/s
+
 
 def run_bars() -> Progress:
     """The branch run's bars: probe, export + compile, upload, frames."""
@@ -35,6 +37,7 @@ def run_bars() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        refresh_per_second=BAR_REFRESH_HZ,
     )
 
 

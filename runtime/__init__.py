@@ -1,6 +1,6 @@
 """Boards, inventories, placement and distributed execution over TVM RPC."""
 
-from .board_session import BoardSession, RemoteModule, acquire, request_session
+from .board_session import BoardSession, RemoteModule
 from .executor import DistributedSplit, FrameResult
 from .fleet import Fleet
 from .inventory import DEFAULT_KEY, Board, Inventory, Link, Tracker
@@ -8,6 +8,7 @@ from .inventory_file import builtin_inventory, load_inventory, parse_inventory, 
 from .local_cluster import LocalCluster, free_port
 from .placement import Placement, check_placement, list_strategies, place, validated
 from .presets import Preset, get_preset, list_presets
+from .tracker_requests import acquire, request_session
 
 __all__ = [
     "DEFAULT_KEY",

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 
 from ..framework.errors import SplitnetError
 from . import frame_channel
-from .board_session import REQUEST_TIMEOUT_S, BoardSession, acquire, query_hint, request_session, tracker_summary
+from .board_session import BoardSession
 from .inventory import Board, Inventory
 from .local_cluster import LocalCluster
 from .tracker_keeper import TrackerKeeper
+from .tracker_requests import REQUEST_TIMEOUT_S, acquire, query_hint, request_session, tracker_summary
 
 REACQUIRE_REQUEST_S = 5.0  # a session request on a server the tracker lists as free
 

@@ -34,11 +34,11 @@ from ..framework.errors import SplitnetError
 from . import board_server
 from .arm.launch import server_launch
 from .arm.paths import ArmPaths, host_cpp_arch
-from .board_session import tracker_summary
 from .cpu_quota import CpuQuota
 from .inventory import LOOPBACK, Board
 from .lifeline import OWNER_ENV, forget, spawn
 from .ports import check_port_free, free_port, free_port_in
+from .tracker_requests import tracker_summary
 
 START_TIMEOUT_S = 60.0
 QEMU_START_TIMEOUT_S = 180.0  # the Python server under qemu imports TVM in ~10 s when idle

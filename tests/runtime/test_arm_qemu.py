@@ -77,9 +77,9 @@ def test_x86_library_on_an_arm_board_is_refused(no_leaked_boards):
     from splitnet.framework.errors import SplitnetError
     from splitnet.framework.kernels import compile_probe
     from splitnet.framework.targets import host_target
-    from splitnet.runtime.board_session import acquire
     from splitnet.runtime.inventory_file import resolve_inventory
     from splitnet.runtime.local_cluster import LocalCluster
+    from splitnet.runtime.tracker_requests import acquire
 
     board = resolve_inventory("two-pynq-qemu").boards[0]
     assert board.under_qemu

@@ -143,6 +143,30 @@ def test_a_call_that_never_returns_is_a_timeout_not_a_hang():
     never.set()
 
 
+def test_call_threads_are_reused_and_a_stuck_call_holds_none_up():
+    stuck = threading.Event()
+    blocked = submit(stuck.wait)  # keeps its thread until set
+    try:
+        for f in [submit(time.sleep, 0.01) for _ in range(8)]:
+            f.result(timeout=5)
+        time.sleep(0.05)  # their threads go back to waiting
+        waiting = set(threading.enumerate())
+        ran_on = set()
+        for _ in range(20):  # one at a time: each finds an idle thread, none starts
+            ran_on.add(submit(threading.current_thread).result(timeout=5))
+            time.sleep(0.005)
+        assert ran_on <= waiting
+        assert not blocked.done()
+        many = [submit(time.sleep, 0.2) for _ in range(24)]  # more than are idle: threads start
+        started = time.perf_counter()
+        for f in many:
+            f.result(timeout=5)
+        assert time.perf_counter() - started < 1.0  # all at once, none waited for another
+    finally:
+        stuck.set()
+    assert blocked.result(timeout=5) is True
+
+
 def test_timeouts_follow_measured_latency():
     assert derived_timeout([0.01, 0.02]) == MIN_TIMEOUT_S
     assert derived_timeout([0.5, 0.6]) == pytest.approx(2.4)

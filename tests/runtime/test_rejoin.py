@@ -19,8 +19,8 @@ import time
 import pytest
 from conftest import ATOL_FP32, rpc_processes, splitrun_json
 
-from splitnet.runtime.board_session import tracker_summary
 from splitnet.runtime.local_cluster import free_port
+from splitnet.runtime.tracker_requests import tracker_summary
 
 # Long enough (in frames of the tiny model, 5-15 ms each) for a restarted server to start,
 # register and be found: 5-15 s on this 2-core machine.
