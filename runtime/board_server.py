@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import socket
 import struct
+import time
 
 MAGIC = b"SPLTCHN1"  # the host's hello: which protocol it speaks
 VERSION = 1
@@ -114,8 +115,6 @@ class _Channel:
         return len(data)
 
     def call(self, module, name: str, n: int, *args) -> bytes:
-        import time
-
         start = time.perf_counter_ns()
         for tensor, seq in zip(args[: 2 * n : 2], args[1 : 2 * n : 2], strict=True):
             if seq >= 0:
