@@ -29,7 +29,7 @@ import numpy as np
 
 from splitnet.framework.compile import compile_part
 from splitnet.framework.targets import host_target
-from splitnet.partitioners import apply_plan, get_partitioner, graph_from_block
+from splitnet.partitioners import partition
 from splitnet.runtime import Board, LocalCluster, acquire
 from splitnet.runtime.arm.paths import ArmPaths
 from splitnet.runtime.frame_channel import ENV
@@ -43,9 +43,7 @@ MODES = ("frames", "on")  # SPLITNET_CHANNEL: separate round trips, then one
 def tiny_branch():
     """Branch 0 of the tiny ResNet split in two, compiled for this host, and two frames."""
     reference = load_reference(MODEL)
-    graph = graph_from_block(reference.block, reference.spec.input_shape)
-    plan = get_partitioner("resnet_v1").plan(graph, model=MODEL, n=2, widths=None, multiple=8)
-    artifact = compile_part(apply_plan(graph, plan).branches[0], host_target())
+    artifact = compile_part(partition(reference, 2).branches[0], host_target())
     rng = np.random.RandomState(0)
     frames = [rng.randn(*reference.spec.input_shape).astype(np.float32) for _ in range(2)]
     return artifact, frames

@@ -9,7 +9,9 @@ answers or dies, but nobody waits for it, and as a daemon it never holds up the 
 Threads are kept for the next call once theirs returns (:class:`_Workers`): starting one
 costs the host ~0.1 ms of CPU, two per frame, taken from boards that share its cores. A
 blocked call keeps its thread, and a call that finds no idle thread starts one, so a stuck
-board never holds another call up.
+board never holds another call up. Not ``concurrent.futures.ThreadPoolExecutor``: its
+threads are joined when the interpreter exits, so one call stuck on a board would hang the
+exit, and its ``max_workers`` would make later calls queue behind stuck ones.
 """
 
 from __future__ import annotations
