@@ -16,7 +16,7 @@ Beside them:
   and ``of ceiling`` is the one divided by the other.
 * **MXNet and onnxruntime, one thread**, on the unsplit model and on one N=2 branch (the same
   graph the board runs), timed in this process.
-* **onnxruntime on the boards' cores**: what a user would run instead of splitnet: the
+* **onnxruntime on the boards' cores** (``ort_cores.py``): what a user would run instead of splitnet: the
   unsplit model in onnxruntime (one thread) in a process pinned to one core, as a board is:
   single-frame latency and frames/s on one board, and every board running it at once (data
   parallel, one process per core).
@@ -31,6 +31,14 @@ Beside them:
 * **the boards' server** (``--server``): ``cpp``, the C++ ``tvm_rpc`` a PYNQ runs, built for
   this host with the copy fix (``splitrun setup arm --cpp x86_64``), when it is built; else
   ``python``, TVM's Python ``rpc_server`` (``benchmarks/copies.py`` shows what each costs).
+
+Every split run, and data parallel, runs ``--rounds`` times (3), the N in alternating order;
+each ratio is taken within its round and the table shows the median over rounds, the
+targets the lowest and highest round beside it (:mod:`speed_figures` says why). Each
+branch's compute (and so the ceiling) is what its board's clock counted in the timed calls
+themselves (the report's ``compute ms``), so the two are never measured at different
+moments; a server that does not count it is timed after the frames, ``--compute-repeat``
+(20) calls.
 
 Under the tables, the targets of issue 16, each with met or missed.
 
@@ -52,7 +60,6 @@ os.environ.setdefault("SPLITNET_EMULATION", "host")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import threading  # noqa: E402
@@ -60,8 +67,10 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+from ort_cores import ort_on_boards  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from speed_figures import combine, derive, targets  # noqa: E402
 
 from splitnet.framework.errors import SplitnetError  # noqa: E402
 from splitnet.framework.wire import DEFAULT_WIRE, WIRES, with_wire  # noqa: E402
@@ -108,78 +117,6 @@ def peers(model: str, repeat: int) -> dict:
             feed = {session.get_inputs()[0].name: x}
             out[f"ort_{name}_ms"] = _median_ms(lambda s=session, f=feed: s.run(None, f), repeat)
     return out
-
-
-def _ort_model(model: str, path: Path) -> None:
-    """The unsplit model as an ONNX file onnxruntime treats fairly (weights as constants)."""
-    import onnx
-    from ort_baseline import weights_as_constants
-
-    from splitnet.framework.compile import to_onnx
-    from splitnet.partitioners import partition
-    from splitnet.zoo import load_reference
-
-    exported = to_onnx(partition(load_reference(model), 1).branches[0], path)
-    onnx.save(weights_as_constants(exported), str(path))
-
-
-def ort_worker(path: str, core: int, frames: int, start_at: float) -> None:
-    """(A subprocess) onnxruntime, one thread, pinned to ``core``: print per-frame seconds and the wall span."""
-    from ort_baseline import one_thread_session
-
-    os.sched_setaffinity(0, {core})
-    session = one_thread_session(path)
-    name = session.get_inputs()[0].name
-    shape = session.get_inputs()[0].shape
-    xs = [np.random.RandomState(i).rand(*shape).astype(np.float32) for i in range(2)]
-    for x in xs:
-        session.run(None, {name: x})  # warm
-    time.sleep(max(start_at - time.time(), 0.0))
-    begin, times = time.time(), []
-    for i in range(frames):
-        t0 = time.perf_counter()
-        session.run(None, {name: xs[i % 2]})
-        times.append(time.perf_counter() - t0)
-    print(json.dumps({"begin": begin, "end": time.time(), "times": times}))
-
-
-def ort_on_boards(model: str, boards: int, frames: int) -> dict:
-    """onnxruntime unsplit on one pinned core, then on ``boards`` pinned cores at once (data parallel)."""
-    cores = sorted(os.sched_getaffinity(0))
-    with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "unsplit.onnx"
-        _ort_model(model, path)
-
-        def workers(count: int) -> list[dict]:
-            start_at = time.time() + 8.0  # every worker loaded and warm by then
-            procs = [
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        __file__,
-                        "--ort-worker",
-                        str(path),
-                        str(cores[i % len(cores)]),
-                        str(frames),
-                        str(start_at),
-                    ],
-                    stdout=subprocess.PIPE,
-                    text=True,
-                )  # fmt: skip
-                for i in range(count)
-            ]
-            return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-
-        (one,) = workers(1)
-        many = workers(boards)
-    latency = float(np.median(one["times"])) * 1000.0
-    span = max(w["end"] for w in many) - min(w["begin"] for w in many)
-    return {
-        "one_board_latency_ms": latency,
-        "one_board_fps": frames / (one["end"] - one["begin"]),
-        "boards": boards,
-        "data_parallel_fps": boards * frames / span,
-    }
 
 
 def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire: str = DEFAULT_WIRE) -> dict:
@@ -234,8 +171,19 @@ def _server(wanted: str) -> str:
     return "cpp" if ArmPaths.default().host_cpp_ready() else "python"
 
 
-def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE) -> dict:
-    options = RunOptions(model=model, branches=n, runs=runs, warmup=3, depth=depth, inventory=inventory, wire=wire)
+def split_run(
+    model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE, compute_repeat: int = 20
+) -> dict:
+    options = RunOptions(
+        model=model,
+        branches=n,
+        runs=runs,
+        warmup=3,
+        depth=depth,
+        inventory=inventory,
+        wire=wire,
+        compute_repeat=compute_repeat,
+    )
     report = run(options)
     per_board: dict[str, float] = {}
     for b in report.branches:  # branches on one board run one after another
@@ -251,6 +199,7 @@ def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, 
         "depth": report.depth,
         "slowest_board_compute_ms": max(per_board.values()),
         "compute_ms": [b.compute_ms for b in report.branches],
+        "compute_from": [b.compute_from for b in report.branches],
         "call_p50_ms": [b.call.p50_ms for b in report.branches],
         "transfer_ms": [b.transfer_ms for b in report.branches],
         "boards": [b.board for b in report.branches],
@@ -262,38 +211,6 @@ def split_run(model: str, n: int, runs: int, depth: int, inventory: str | None, 
     }
 
 
-def targets(rows: list[dict], ort: dict, baselines: dict) -> list[tuple[str, str, bool]]:
-    """Issue 16's targets for N=2: (what, the figure, met)."""
-    two = next((r for r in rows if r["n"] == 2), None)
-    if two is None:
-        return []
-    tvm_vs_ort = two["compute_ms"][0] / baselines["ort_branch_ms"]
-    return [
-        ("steady throughput >= 0.9x the compute ceiling", f"{two['of_ceiling']:.2f}x", two["of_ceiling"] >= 0.9),
-        (
-            "steady throughput >= 1.4x data parallel (TVM, same boards)",
-            f"{two['speedup_vs_data_parallel']:.2f}x",
-            two["speedup_vs_data_parallel"] >= 1.4,
-        ),
-        (
-            "single-frame latency <= 1.3x (slowest branch + head)",
-            f"{two['latency_over_compute']:.2f}x",
-            two["latency_over_compute"] <= 1.3,
-        ),
-        ("tuned TVM on one branch <= 1.5x onnxruntime (one thread)", f"{tvm_vs_ort:.2f}x", tvm_vs_ort <= 1.5),
-        (
-            "throughput above onnxruntime unsplit on one board",
-            f"{two['fps_steady']:.1f} vs {ort['one_board_fps']:.1f} frames/s",
-            two["fps_steady"] > ort["one_board_fps"],
-        ),
-        (
-            "single-frame latency below onnxruntime unsplit on one board",
-            f"{two['latency_p50_ms']:.1f} vs {ort['one_board_latency_ms']:.1f} ms",
-            two["latency_p50_ms"] < ort["one_board_latency_ms"],
-        ),
-    ]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="resnet18_v1")
@@ -301,31 +218,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--depth", type=int, default=4, help="frames in flight for the steady-state phase")
     parser.add_argument("--branches", default=",".join(map(str, BRANCH_COUNTS)))
+    parser.add_argument("--rounds", type=int, default=3, help="split runs per N, in alternating order (medians)")
+    parser.add_argument("--compute-repeat", type=int, default=20, help="on-board timings per branch (median)")
     parser.add_argument("--wire", choices=WIRES, default=DEFAULT_WIRE, help="frames on the wire (default uint8)")
     parser.add_argument("--json", type=Path, default=Path("speed-benchmark.json"))
     parser.add_argument(
         "--server", choices=("auto", "python", "cpp"), default="auto", help="boards' RPC server (auto: cpp if built)"
     )
     argv = sys.argv[1:] if argv is None else argv
-    if argv and argv[0] == "--ort-worker":  # one onnxruntime process pinned to a core (ort_on_boards)
-        ort_worker(argv[1], int(argv[2]), int(argv[3]), float(argv[4]))
-        return 0
     args = parser.parse_args(argv)
     out = Console(highlight=False, width=200)
     os.environ["SPLITNET_SERVER"] = _server(args.server)
+    order = [int(n) for n in args.branches.split(",")]
+    rounds, parallels = [], []
     try:
-        rows = [
-            split_run(args.model, int(n), args.runs, args.depth, args.inventory, args.wire)
-            for n in args.branches.split(",")
-        ]
-        parallel = data_parallel(args.model, args.inventory, max(args.runs // 2, 4), args.wire)
+        for r in range(args.rounds):  # alternating order: a drift in the machine's speed falls on every N alike
+            out.print(f"round {r + 1} of {args.rounds}", style="dim")
+            ns = order if r % 2 == 0 else order[::-1]
+            rows = [
+                split_run(args.model, n, args.runs, args.depth, args.inventory, args.wire, args.compute_repeat)
+                for n in ns
+            ]
+            parallels.append(data_parallel(args.model, args.inventory, max(args.runs // 2, 4), args.wire))
+            derive(rows, parallels[-1]["fps"])
+            rounds.append(rows)
     except SplitnetError as exc:
         out.print(f"error: {exc.one_line()}")
         return 2
+    parallel = {"boards": parallels[0]["boards"], "fps": float(np.median([p["fps"] for p in parallels]))}
+    rows = combine(rounds)
     baselines = peers(args.model, max(args.runs, 10))
     ort = ort_on_boards(args.model, parallel["boards"], max(args.runs, 10))
     base = next((r for r in rows if r["n"] == 1), None)
-    table = Table(title=f"{args.model}: split vs unsplit on single-core boards ({args.depth} frames in flight)")
+    table = Table(
+        title=f"{args.model}: split vs unsplit on single-core boards ({args.depth} frames in flight)",
+        caption=f"each figure the median over {args.rounds} rounds on its own (a ratio is taken within its round, "
+        "so 'x N=1' over 'ceiling' need not be 'of ceiling')",
+    )
     columns = ("N", "p50 ms", "p95 ms", "frames/s", "x N=1", "x data-par.", "ceiling", "of ceiling")
     columns += (
         "branch compute ms",
@@ -339,22 +268,14 @@ def main(argv: list[str] | None = None) -> int:
     for column in columns:
         table.add_column(column, justify="right")
     for row in rows:
-        speedup = row["fps_steady"] / base["fps_steady"] if base else float("nan")
-        ceiling = base["slowest_board_compute_ms"] / row["slowest_board_compute_ms"] if base else float("nan")
-        row["speedup_vs_unsplit"] = speedup
-        row["speedup_vs_data_parallel"] = row["fps_steady"] / parallel["fps"]
-        row["latency_vs_data_parallel"] = row["latency_p50_ms"] / base["latency_p50_ms"] if base else float("nan")
-        row["ceiling"] = ceiling
-        row["of_ceiling"] = speedup / ceiling
-        row["latency_over_compute"] = row["latency_p50_ms"] / (row["slowest_board_compute_ms"] + row["head_ms"])
         table.add_row(
             str(row["n"]),
             f"{row['latency_p50_ms']:.1f}",
             f"{row['latency_p95_ms']:.1f}",
             f"{row['fps_steady']:.2f}",
-            f"{speedup:.2f}",
+            f"{row['speedup_vs_unsplit']:.2f}",
             f"{row['speedup_vs_data_parallel']:.2f}",
-            f"{ceiling:.2f}",
+            f"{row['ceiling']:.2f}",
             f"{row['of_ceiling']:.2f}",
             " / ".join(f"{v:.1f}" for v in row["compute_ms"]),
             " / ".join(f"{v:.1f}" for v in row["transfer_ms"]),
@@ -385,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(peer_table)
     for row in rows:
         out.print(f"N={row['n']} tuning: {'; '.join(row['tuning'])}", soft_wrap=True)
+    measured = sorted({where for row in rows for where in row["compute_from"]})
+    out.print(f"branch compute measured: {', '.join(measured)} (calls: by the boards' clocks in the timed calls)")
     servers = sorted({kind for row in rows for kind in row["servers"].values()})
     out.print(f"boards' RPC server: {', '.join(servers)} (--server {args.server})")
     paths = sorted({path for row in rows for path in row["wire"].get("paths", {}).values()})
@@ -392,7 +315,14 @@ def main(argv: list[str] | None = None) -> int:
     goals = targets(rows, ort, baselines)
     for what, figure, met in goals:
         out.print(f"target N=2 {what}: {figure} {'met' if met else 'MISSED'}")
-    data = {"runs": rows, "data_parallel": parallel, "peers": baselines, "onnxruntime_boards": ort, "server": servers}
+    data = {
+        "runs": rows,
+        "rounds": rounds,
+        "data_parallel": parallel,
+        "peers": baselines,
+        "onnxruntime_boards": ort,
+        "server": servers,
+    }
     data["frame_paths"] = paths
     data["targets"] = [{"target": what, "figure": figure, "met": met} for what, figure, met in goals]
     args.json.write_text(json.dumps(data, indent=2) + "\n")

@@ -22,7 +22,8 @@ COLUMNS = {
     "features": "length of the feature vector the branch sends to the merge head",
     "params": "weights uploaded to the board (millions)",
     "GFLOPs": "branch compute per frame (conv and dense multiply-adds x 2)",
-    "compute ms": "median time of one branch call measured on the board (no RPC, no transfer)",
+    "compute ms": "median time the branch ran on the board in the timed calls, by the board's clock "
+    "(no RPC, no transfer; servers that do not count it: timed on the board after the frames)",
     "call ms p50": "median wall time of the branch call seen from the host (compute + RPC + transfer)",
     "transfer ms": "call ms p50 minus compute ms: RPC, serialisation and network time per call",
     "link ms": "what the inventory's declared link predicts for the input and features (rtt + bytes / bandwidth)",
@@ -61,6 +62,7 @@ class BranchReport:
     compute_ms: float
     call: LatencyStats
     link_ms: float | None = None
+    compute_from: str = "calls"  # "calls": counted by the board in the timed calls; "after": timed after them
 
     @property
     def transfer_ms(self) -> float:
@@ -145,6 +147,18 @@ def _status(status: str) -> str:
     return f"[{color}]{status}[/]"
 
 
+COMPUTE_FROM = {
+    "calls": "by the boards' clocks in the timed calls",
+    "after": "timed on the boards after the frames (their servers do not count it in a call)",
+}
+
+
+def _compute_from(branches) -> str:
+    """Where the compute column was measured, in words (branches may differ: one per server)."""
+    wheres = dict.fromkeys(COMPUTE_FROM.get(b.compute_from) for b in branches if b.compute_from in COMPUTE_FROM)
+    return "compute measured " + "; ".join(wheres) if wheres else "no branch compute measured"
+
+
 def _ms(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
@@ -211,7 +225,10 @@ def render(report: RunReport, console: Console) -> None:
     branches.add_row("head", "", "", "", "", "host", f"{report.head_ms:.2f}", "", "", "")
     console.print(branches)
     slowest = report.slowest_branch
-    console.print(f"slowest branch: {slowest.compute_ms:.2f} ms compute (branch {slowest.index} on {slowest.board})")
+    console.print(
+        f"slowest branch: {slowest.compute_ms:.2f} ms compute (branch {slowest.index} on {slowest.board}); "
+        + _compute_from(report.branches)
+    )
 
     console.print(
         f"recovery policy [bold]{report.policy}[/], call timeout {report.timeout_s:.2f} s; "

@@ -19,7 +19,9 @@ The board's side is four functions (the C++ server gets the same four from
 * ``splitnet.channel.call(module, name, n, tensor_0, seq_0, ..., rest) -> bytes``: fill each
   of the ``n`` tensors with its message (``seq`` -1: it holds its input already), call the
   module's function ``name`` on the tensors and ``rest``, and return the output's bytes after
-  a header (``CALL_HEADER``: the nanoseconds the messages took to take in). That is a frame's
+  a header (``CALL_HEADER``: the nanoseconds the messages took to take in, then the
+  nanoseconds the function ran: the part's compute, timed on the board in the very call the
+  host times, so the two are never taken at different moments). That is a frame's
   whole visit to the board in one RPC round trip, where recv, the call, the output's copy and
   its free would be four: each costs the host CPU, which the boards' compute shares when the
   host shares their cores, and each adds to the frame's latency.
@@ -46,7 +48,8 @@ VERSION = 1
 HEADER = struct.Struct("<QQ")  # sequence number, payload bytes
 STASH = 64  # messages kept that were read past, by sequence number
 ACCEPT_TIMEOUT_S = 30.0
-CALL_HEADER = struct.Struct("<Q")  # before a call's output: nanoseconds its messages took to take in
+CALL_HEADER = struct.Struct("<QQ")  # before a call's output: ns its messages took to take in, ns the part ran
+TOOK_HEADER = struct.Struct("<Q")  # the header of a server from before the part's time was added
 OPEN, ACCEPT, RECV = "splitnet.channel.open", "splitnet.channel.accept", "splitnet.channel.recv"
 CALL = "splitnet.channel.call"
 
@@ -121,9 +124,22 @@ class _Channel:
                 self.recv(tensor, seq)
         took = time.perf_counter_ns() - start
         out = module[name](*args[: 2 * n : 2], *args[2 * n :])
+        ran = time.perf_counter_ns() - start - took
         if not hasattr(out, "numpy"):
             raise RuntimeError(f"{CALL}: {name} returned {type(out).__name__}, not a tensor")
-        return CALL_HEADER.pack(took) + out.numpy().tobytes()
+        return CALL_HEADER.pack(took, ran) + out.numpy().tobytes()
+
+
+def call_header(raw: bytes, output_bytes: int) -> tuple[int, int | None] | None:
+    """(ns taking frames in, ns the part ran, or None from an older server) from the answer of
+    a call whose output is ``output_bytes`` long; None when the answer is not that size. The
+    header's size tells the two servers apart: boards set up before keep working."""
+    size = len(raw) - output_bytes
+    if size == CALL_HEADER.size:
+        return CALL_HEADER.unpack_from(raw)
+    if size == TOOK_HEADER.size:
+        return TOOK_HEADER.unpack_from(raw)[0], None
+    return None
 
 
 def register() -> None:

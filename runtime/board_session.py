@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,13 +18,14 @@ import tvm
 from tvm import relax, rpc
 
 from ..framework.artifact import CompiledArtifact, to_tensors, wire_array
-from .board_server import CALL_HEADER
+from .board_server import call_header
 from .frame_channel import FrameChannel, open_channel
 from .guard import Skipped, submit
 from .inventory import Board
 from .load_refusal import refusal
 
 TAKEN_KEPT = 256  # message numbers remembered as taken: far more than frames in flight
+RAN_KEPT = 4096  # a part's latest on-board compute times kept (a served model runs for ever)
 
 
 @dataclass
@@ -114,13 +116,17 @@ class BoardSession:
         """The board's ``splitnet.channel.call`` when a call with these ``seqs`` can use it, else None."""
         return self._channel.call if seqs is not None and self._channel is not None else None
 
-    def call(self, function, module, name: str, inputs, dev, seqs: list[int], rest) -> bytes:
+    def call(self, function, module, name: str, inputs, dev, seqs: list[int], rest, output_bytes: int):
         """One round trip (the caller holds ``lock``): the board takes the inputs' messages in,
-        calls ``module``'s ``name`` on the buffers and ``rest``, and returns its output's bytes."""
+        calls ``module``'s ``name`` on the buffers and ``rest``, and returns its output's bytes.
+        Returns ``(answer, header)``: the header is ``(ns taking frames in, ns the part ran or
+        None)``, or None when the answer is not an output of ``output_bytes`` after a header."""
         flat = [value for pair in self._buffers(inputs, dev, seqs) for value in pair]
         raw = function(module, name, len(inputs), *flat, *rest)
-        self.copy_s += CALL_HEADER.unpack_from(raw)[0] / 1e9  # the board's own count: no round trip in it
-        return raw
+        header = call_header(raw, output_bytes)
+        if header is not None:
+            self.copy_s += header[0] / 1e9  # the board's own count: no round trip in it
+        return raw, header
 
     def _buffers(self, inputs: tuple[np.ndarray, ...], dev, seqs: list[int] | None):
         """For each input, its buffer on the board and the message to fill it from (-1: none, the
@@ -235,6 +241,9 @@ class RemoteModule:
         self._main = self._vm["main"]  # looked up once: each lookup is an RPC round trip
         self._bound = to_tensors(bound, self._dev)
         self._output: tuple[tuple[int, ...], np.dtype] | None = None  # (shape, dtype), from the first call
+        # Seconds the part ran on the board, per one-round-trip call, from the board's own clock
+        # (servers from before that count send none): its compute at the moment it is called.
+        self.ran_s: deque[float] = deque(maxlen=RAN_KEPT)
 
     @property
     def board(self) -> str:
@@ -261,12 +270,14 @@ class RemoteModule:
         takes the frame in, runs and answers in one round trip."""
         function = self.owner.call_function(seqs)
         if function is not None and self._output is not None:
-            raw = self.owner.call(function, self._vm.module, "main", inputs, self._dev, seqs, self._bound)
             shape, dtype = self._output
-            out = np.frombuffer(raw, dtype=dtype, offset=CALL_HEADER.size)
-            if out.size != int(np.prod(shape)):
+            size = int(np.prod(shape)) * dtype.itemsize
+            raw, header = self.owner.call(function, self._vm.module, "main", inputs, self._dev, seqs, self._bound, size)
+            if header is None:
                 raise RuntimeError(f"{self.board} answered {len(raw)} bytes, not a {dtype} {shape} tensor")
-            return out.reshape(shape).copy()
+            if header[1] is not None:
+                self.ran_s.append(header[1] / 1e9)
+            return np.frombuffer(raw, dtype=dtype, offset=len(raw) - size).reshape(shape).copy()
         out = self._main(*self.owner.staged(inputs, self._dev, seqs), *self._bound)
         if isinstance(out, tvm.runtime.Tensor):
             self._output = (tuple(out.shape), np.dtype(str(out.dtype)))

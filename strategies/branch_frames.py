@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rich.progress import Progress
@@ -38,15 +38,28 @@ class TimedRuns:
     head_s: list[float]
     steady_fps: float = 0.0  # frames/s with --depth frames in flight (0 when depth is 1)
     steady_host_cpu_ms: float = 0.0  # this process's CPU per frame in that phase (every thread)
+    ran_s: dict = field(default_factory=dict)  # module -> seconds it ran on its board per timed call
 
 
-def compute_s(branch: int, module, x: np.ndarray, repeat: int) -> float:
-    """Median on-board seconds of one branch call (NaN for a branch that was dropped)."""
+def _called(runner: DistributedSplit) -> list:
+    """Every module the runner calls (replicas included) that counts its time on the board."""
+    return [m for replicas in runner.branches for m in replicas if hasattr(m, "ran_s")]
+
+
+def compute_s(
+    branch: int, module, x: np.ndarray, repeat: int, ran: tuple[float, ...] = (), runs: int = 0
+) -> tuple[float, str]:
+    """Median on-board seconds of one branch call (NaN for a branch that was dropped), and where
+    it was measured: in the ``runs`` timed calls themselves where the board's server counts it
+    (``ran``: no drift of a shared machine between the calls and their compute), else in
+    ``repeat`` calls timed on the board after the frames."""
     if module is None:
-        return float("nan")
+        return float("nan"), "dropped"
+    if ran and len(ran) >= min(repeat, runs):
+        return float(np.median(ran)), "calls"
     what = f"timing branch {branch} on {module.board}"
     times = guarded(lambda: module.compute_times(x, repeat=repeat), timeout=FIRST_CALL_TIMEOUT_S, what=what)
-    return float(np.median(times))
+    return float(np.median(times)), "after"
 
 
 def run_frames(
@@ -82,11 +95,15 @@ def run_frames(
     runner.timeout_s = options.timeout_s or derived_timeout([s for r in first if not r.events for s in r.branch_call_s])
     with watch.stage("timed frames"):
         for i in range(options.warmup + options.runs):
+            if i == options.warmup:
+                for module in _called(runner):
+                    module.ran_s.clear()
             result = one(i % len(frames))
             if i >= options.warmup:
                 timed.branch_call_s.append(result.branch_call_s)
                 timed.total_s.append(result.total_s)
                 timed.head_s.append(result.head_s)
+        timed.ran_s = {module: tuple(module.ran_s) for module in _called(runner)}
     if options.pipelined_runs:  # steady state: `depth` frames in flight, so boards never wait on the head
         with watch.stage("pipelined frames"), ThreadPoolExecutor(options.depth, "splitnet-frame") as pool:
             start, cpu = time.perf_counter(), time.process_time()

@@ -82,7 +82,7 @@ def run_report(
     inputs: Inputs,
     deployment: Deployment,
     timed: TimedRuns,
-    compute: list[float],
+    compute: list[tuple[float, str]],  # per branch: on-board seconds, where measured (compute_s)
     probes: list[ProbeResult],
     chaos: Chaos,
     found: tuple[list[Check], float, float],
@@ -108,7 +108,8 @@ def run_report(
                 board=board.name,
                 target=board.describe(),
                 address=deployment.sessions[board.name].address_text if module is not None else "(lost)",
-                compute_ms=compute[i] * 1000.0,
+                compute_ms=compute[i][0] * 1000.0,
+                compute_from=compute[i][1],
                 call=LatencyStats.of([c[i] for c in timed.branch_call_s]),
                 link_ms=board.link.transfer_ms(input_bytes + spec_b.feature_size * 4) if board.link else None,
             )

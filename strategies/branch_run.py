@@ -96,8 +96,9 @@ def run_branch(options: RunOptions, fleet: Fleet | None = None, request: SplitRe
                     split, placement, inventory, sessions, policy, progress, watch, options.audit, fleet.reacquire
                 )
                 timed = run_frames(deployment.runner, frame_list, options, progress, watch, chaos)
+                x = frame_list[0].on_wire(options.wire)
                 compute = [
-                    compute_s(i, m, frame_list[0].on_wire(options.wire), options.compute_repeat)
+                    compute_s(i, m, x, options.compute_repeat, timed.ran_s.get(m, ()), options.runs)
                     for i, m in enumerate(deployment.modules())
                 ]
             finally:

@@ -13,8 +13,10 @@
  *       -> bytes                             fill each tensor with its message (seq -1: it holds
  *                                            its input already), call module's function name
  *                                            on the tensors and rest, and return its output's
- *                                            bytes after a uint64 header: the nanoseconds the
- *                                            messages took to take in
+ *                                            bytes after two uint64s: the nanoseconds the
+ *                                            messages took to take in, and the nanoseconds the
+ *                                            function ran (the part's compute, timed in the
+ *                                            same call the host times)
  *
  * The call is one frame's whole visit to the board in one RPC round trip, where recv, the
  * call, the output's copy and its free would be four: the host's CPU per frame is the boards'
@@ -167,7 +169,10 @@ void Call(tvm::ffi::PackedArgs args, tvm::ffi::Any* rv) {
   ffi::Optional<ffi::Function> func = module->GetFunction(name);
   if (!func.has_value()) LOG(FATAL) << "splitnet.channel.call: the module has no function " << name;
   ffi::Any out;
+  auto ran_from = std::chrono::steady_clock::now();
   func.value().CallPacked(call_args.data(), static_cast<int32_t>(call_args.size()), &out);
+  uint64_t ran_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - ran_from).count());
   auto tensor = out.as<ffi::Tensor>();
   if (!tensor.has_value()) LOG(FATAL) << "splitnet.channel.call: " << name << " returned " << out.GetTypeKey() << ", not a tensor";
   const DLTensor* dl = tensor.value().GetDLTensorPtr();
@@ -175,9 +180,10 @@ void Call(tvm::ffi::PackedArgs args, tvm::ffi::Any* rv) {
     LOG(FATAL) << "splitnet.channel.call: " << name << " returned a tensor that is not contiguous in CPU memory";
   }
   size_t nbytes = ffi::GetDataSize(*dl);
-  std::string result(sizeof(took_ns) + nbytes, '\0');
-  std::memcpy(result.data(), &took_ns, sizeof(took_ns));
-  std::memcpy(result.data() + sizeof(took_ns), static_cast<const char*>(dl->data) + dl->byte_offset, nbytes);
+  const uint64_t header[2] = {took_ns, ran_ns};  // little-endian on every board splitnet builds for
+  std::string result(sizeof(header) + nbytes, '\0');
+  std::memcpy(result.data(), header, sizeof(header));
+  std::memcpy(result.data() + sizeof(header), static_cast<const char*>(dl->data) + dl->byte_offset, nbytes);
   *rv = ffi::Bytes(std::move(result));
 }
 

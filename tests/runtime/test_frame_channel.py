@@ -24,6 +24,7 @@ from splitnet.framework.errors import SplitnetError
 from splitnet.framework.targets import host_target
 from splitnet.partitioners import apply_plan, get_partitioner
 from splitnet.runtime import Board, LocalCluster, acquire, builtin_inventory, free_port, request_session
+from splitnet.runtime.board_server import CALL_HEADER, TOOK_HEADER, call_header
 from splitnet.runtime.board_session import BoardSession
 from splitnet.runtime.fleet import Fleet
 from splitnet.runtime.frame_channel import ENV
@@ -122,14 +123,29 @@ def test_one_round_trip_a_call_answers_as_the_long_way(server, tiny_reference, t
             # its arguments: module, name, n, then each input's buffer and message number
             held._channel.call = lambda *args: taken.append(args[4]) or call(*args)
             copied = held.copy_s
+            walls = {id(m): [] for m in modules}
             for x in frames:
                 for module, local in zip(modules, here, strict=True):
-                    np.testing.assert_allclose(module(x), local(x), atol=ATOL_FP32)
+                    start = time.perf_counter()
+                    got = module(x)
+                    walls[id(module)].append(time.perf_counter() - start)
+                    np.testing.assert_allclose(got, local(x), atol=ATOL_FP32)
             # frame 0 is on the board already; frames 1 and 2 are taken in by the first branch's call
             assert taken[0] == taken[1] == taken[3] == taken[5] == -1 and len(taken) == 6
             assert 0 <= taken[2] < taken[4] and held.copy_s > copied
+            for module in modules:  # each call says how long the part ran, by the board's clock
+                ran = list(module.ran_s)
+                assert len(ran) == len(frames)  # not the first call: the long way counts none
+                assert all(0 < r < wall for r, wall in zip(ran, walls[id(module)], strict=True))
         finally:
             held.close()
+
+
+def test_a_calls_header_tells_old_and_new_servers_apart():
+    out = np.arange(6, dtype=np.float32).tobytes()
+    assert call_header(CALL_HEADER.pack(7, 9) + out, len(out)) == (7, 9)
+    assert call_header(TOOK_HEADER.pack(7) + out, len(out)) == (7, None)  # a board set up before
+    assert call_header(out, len(out)) is None and call_header(CALL_HEADER.pack(7, 9) + out, len(out) - 4) is None
 
 
 def test_a_bad_channel_mode_fails_before_boards_start(monkeypatch):
