@@ -70,7 +70,7 @@ import numpy as np  # noqa: E402
 from ort_cores import ort_on_boards  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from speed_figures import combine, derive, targets  # noqa: E402
+from speed_figures import combine, derive, period_accounting, targets  # noqa: E402
 
 from splitnet.framework.errors import SplitnetError  # noqa: E402
 from splitnet.framework.wire import DEFAULT_WIRE, WIRES, with_wire  # noqa: E402
@@ -306,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
     out.print(peer_table)
     for row in rows:
         out.print(f"N={row['n']} tuning: {'; '.join(row['tuning'])}", soft_wrap=True)
+    cores = len(os.sched_getaffinity(0))
+    for row in rows:  # the boards are this machine's cores; where they hold every core, the host takes from them
+        if len(set(row["boards"])) >= cores:
+            out.print(period_accounting(row, cores))
     measured = sorted({where for row in rows for where in row["compute_from"]})
     out.print(f"branch compute measured: {', '.join(measured)} (calls: by the boards' clocks in the timed calls)")
     servers = sorted({kind for row in rows for kind in row["servers"].values()})

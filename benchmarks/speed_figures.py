@@ -58,6 +58,21 @@ def combine(rounds: list[list[dict]]) -> list[dict]:
     return combined
 
 
+def period_accounting(row: dict, cores: int) -> str:
+    """Where an N's steady frame period goes when boards hold every core and the host shares
+    them: the busiest board's compute, and the host's CPU per frame spread evenly over the
+    cores it takes it from (what bounds ``of ceiling`` on such a machine; the rest is what
+    neither explains)."""
+    period = 1000.0 / row["fps_steady"]
+    host = row["host_cpu_ms"] / cores
+    rest = period - row["slowest_board_compute_ms"] - host
+    return (
+        f"N={row['n']} steady frame period {period:.2f} ms = busiest board's compute "
+        f"{row['slowest_board_compute_ms']:.2f} + host CPU {row['host_cpu_ms']:.2f} ms a frame over {cores} "
+        f"shared cores ({host:.2f}) + {rest:.2f} ms else"
+    )
+
+
 def _spread(row: dict, key: str, fmt: str = "{:.2f}") -> str:
     low, high = row["spread"][key]
     return f" (rounds {fmt.format(low)}-{fmt.format(high)})" if row["rounds"] > 1 else ""

@@ -156,7 +156,7 @@ COMPUTE_FROM = {
 def _compute_from(branches) -> str:
     """Where the compute column was measured, in words (branches may differ: one per server)."""
     wheres = dict.fromkeys(COMPUTE_FROM.get(b.compute_from) for b in branches if b.compute_from in COMPUTE_FROM)
-    return "compute measured " + "; ".join(wheres) if wheres else "no branch compute measured"
+    return "compute " + "; ".join(wheres) if wheres else "no branch compute measured"
 
 
 def _ms(value: float | None) -> str:
@@ -227,7 +227,8 @@ def render(report: RunReport, console: Console) -> None:
     slowest = report.slowest_branch
     console.print(
         f"slowest branch: {slowest.compute_ms:.2f} ms compute (branch {slowest.index} on {slowest.board}); "
-        + _compute_from(report.branches)
+        + _compute_from(report.branches),
+        soft_wrap=True,
     )
 
     console.print(

@@ -79,3 +79,10 @@ def test_targets_print_the_median_with_the_rounds_range(figures):
     assert figure == "1.25x" and met
     figure, met = goals["single-frame latency below onnxruntime unsplit on one board"]
     assert figure.startswith("12.0 (rounds 12.0-12.0) vs 38.0 ms") and met
+
+
+def test_the_frame_period_is_accounted_for(figures):
+    row = {**_row(2, 80.0, 10.0, 12.0, [10.0, 9.0]), "host_cpu_ms": 3.0}
+    line = figures.period_accounting(row, cores=2)
+    assert line.startswith("N=2 steady frame period 12.50 ms = busiest board's compute 10.00")
+    assert "host CPU 3.00 ms a frame over 2 shared cores (1.50) + 1.00 ms else" in line

@@ -201,3 +201,14 @@ def test_the_report_says_how_frames_reached_each_board(server, tmp_path, no_leak
     assert report["wire"]["paths"] == {"pynq0": "call", "pynq1": "call"}
     assert report["fidelity_max_abs_diff"] <= ATOL_FP32
     assert "take frames from the frame channel, in one round trip a call" in result.stdout
+    assert {b["compute_from"] for b in report["branches"]} == {"calls"}  # by the boards' clocks, in the calls
+    assert all(0 < b["compute_ms"] < b["call"]["p50_ms"] for b in report["branches"])
+
+
+def test_without_one_round_trip_compute_is_timed_after_the_frames(tmp_path, monkeypatch, no_leaked_boards):
+    monkeypatch.setenv(ENV, "frames")  # the channel, but the call a separate round trip: no count in it
+    report, result = splitrun_json(tmp_path, "--model", "resnet_tiny", "--runs", "6", "--depth", "1")
+    assert report["wire"]["paths"] == {"pynq0": "channel", "pynq1": "channel"}
+    assert {b["compute_from"] for b in report["branches"]} == {"after"}
+    assert all(b["compute_ms"] > 0 for b in report["branches"])
+    assert "compute timed on the boards after the frames" in result.stdout
