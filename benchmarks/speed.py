@@ -16,10 +16,10 @@ Beside them:
   and ``of ceiling`` is the one divided by the other.
 * **MXNet and onnxruntime, one thread**, on the unsplit model and on one N=2 branch (the same
   graph the board runs), timed in this process.
-* **onnxruntime on the boards' cores** (``ort_cores.py``): what a user would run instead of splitnet: the
-  unsplit model in onnxruntime (one thread) in a process pinned to one core, as a board is:
-  single-frame latency and frames/s on one board, and every board running it at once (data
-  parallel, one process per core).
+* **onnxruntime on the boards' cores** (``ort_cores.py``): what a user would run instead of
+  splitnet: the unsplit model in onnxruntime (one thread) in a process pinned to one core, as
+  a board is: single-frame latency and frames/s on one board, and every board running it at
+  once (data parallel, one process per core).
 * **the wire**: bytes per frame copied to the boards and copy milliseconds per frame
   (``--wire uint8``, the default, or ``float32``), from the run's own counters.
 * **host CPU ms**: the host process's CPU per frame in the steady state, every thread (here
@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.compute_repeat < 1:
+        parser.error("--rounds and --compute-repeat must be at least 1")
     out = Console(highlight=False, width=200)
     os.environ["SPLITNET_SERVER"] = _server(args.server)
     order = [int(n) for n in args.branches.split(",")]
