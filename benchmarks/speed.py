@@ -78,6 +78,7 @@ from splitnet.runtime.frame_channel import ENV, mode  # noqa: E402
 from splitnet.strategies import RunOptions, run  # noqa: E402
 
 BRANCH_COUNTS = (1, 2, 4)
+COMPUTE_REPEAT = 20  # on-board timings per branch where a server does not count compute in its calls
 
 
 def _median_ms(fn, repeat: int) -> float:
@@ -172,7 +173,13 @@ def _server(wanted: str) -> str:
 
 
 def split_run(
-    model: str, n: int, runs: int, depth: int, inventory: str | None, wire: str = DEFAULT_WIRE, compute_repeat: int = 20
+    model: str,
+    n: int,
+    runs: int,
+    depth: int,
+    inventory: str | None,
+    wire: str = DEFAULT_WIRE,
+    compute_repeat: int = COMPUTE_REPEAT,
 ) -> dict:
     options = RunOptions(
         model=model,
@@ -219,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=4, help="frames in flight for the steady-state phase")
     parser.add_argument("--branches", default=",".join(map(str, BRANCH_COUNTS)))
     parser.add_argument("--rounds", type=int, default=3, help="split runs per N, in alternating order (medians)")
-    parser.add_argument("--compute-repeat", type=int, default=20, help="on-board timings per branch (median)")
+    parser.add_argument(
+        "--compute-repeat", type=int, default=COMPUTE_REPEAT, help="on-board timings per branch (median)"
+    )
     parser.add_argument("--wire", choices=WIRES, default=DEFAULT_WIRE, help="frames on the wire (default uint8)")
     parser.add_argument("--json", type=Path, default=Path("speed-benchmark.json"))
     parser.add_argument(

@@ -155,7 +155,7 @@ COMPUTE_FROM = {
 
 def _compute_from(branches) -> str:
     """Where the compute column was measured, in words (branches may differ: one per server)."""
-    wheres = dict.fromkeys(COMPUTE_FROM.get(b.compute_from) for b in branches if b.compute_from in COMPUTE_FROM)
+    wheres = dict.fromkeys(COMPUTE_FROM[b.compute_from] for b in branches if b.compute_from in COMPUTE_FROM)
     return "compute " + "; ".join(wheres) if wheres else "no branch compute measured"
 
 

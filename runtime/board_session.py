@@ -240,7 +240,8 @@ class RemoteModule:
         self._vm = relax.VirtualMachine(lib, self._dev)
         self._main = self._vm["main"]  # looked up once: each lookup is an RPC round trip
         self._bound = to_tensors(bound, self._dev)
-        self._output: tuple[tuple[int, ...], np.dtype] | None = None  # (shape, dtype), from the first call
+        # (shape, dtype, bytes) of the output, from the first call
+        self._output: tuple[tuple[int, ...], np.dtype, int] | None = None
         # Seconds the part ran on the board, per one-round-trip call, from the board's own clock
         # (servers from before that count send none): its compute at the moment it is called.
         self.ran_s: deque[float] = deque(maxlen=RAN_KEPT)
@@ -270,8 +271,7 @@ class RemoteModule:
         takes the frame in, runs and answers in one round trip."""
         function = self.owner.call_function(seqs)
         if function is not None and self._output is not None:
-            shape, dtype = self._output
-            size = int(np.prod(shape)) * dtype.itemsize
+            shape, dtype, size = self._output
             raw, header = self.owner.call(function, self._vm.module, "main", inputs, self._dev, seqs, self._bound, size)
             if header is None:
                 raise RuntimeError(f"{self.board} answered {len(raw)} bytes, not a {dtype} {shape} tensor")
@@ -280,7 +280,8 @@ class RemoteModule:
             return np.frombuffer(raw, dtype=dtype, offset=len(raw) - size).reshape(shape).copy()
         out = self._main(*self.owner.staged(inputs, self._dev, seqs), *self._bound)
         if isinstance(out, tvm.runtime.Tensor):
-            self._output = (tuple(out.shape), np.dtype(str(out.dtype)))
+            dtype = np.dtype(str(out.dtype))
+            self._output = (tuple(out.shape), dtype, int(np.prod(out.shape)) * dtype.itemsize)
         return out.numpy()
 
     def fill_bound(self, value: float) -> None:
