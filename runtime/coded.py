@@ -27,7 +27,7 @@ from ..framework.artifact import CompiledArtifact
 from ..framework.errors import SplitnetError
 from ..framework.split_model import Part
 from ..framework.verify import FIDELITY_ATOL
-from .answers import checker, max_diff
+from .answers import all_finite, checker, max_diff
 from .board_session import BoardSession, RemoteModule
 from .guard import FIRST_CALL_TIMEOUT_S, WrongAnswer, submit
 from .inventory import Board
@@ -167,7 +167,7 @@ class CodedDense:
         """
         self._report_late_failures(failed)
         started = time.perf_counter()
-        check = checker((x.shape[0], self.tall), bool(np.isfinite(x).all()))
+        check = checker((x.shape[0], self.tall), all_finite(x))
         skip = dead | self.failed_boards
         futures = {j: submit(self._call, m, x, check) for j, m in enumerate(self.modules) if m.board not in skip}
         answers: dict[int, np.ndarray] = {}

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..framework.errors import SplitnetError
-from .answers import Audit, checker
+from .answers import Audit, all_finite, checker
 from .board_session import RemoteModule
 from .coded import BlockUploadFailed, CodedHead, CodeLost
 from .guard import FIRST_CALL_TIMEOUT_S, Skipped, WrongAnswer, first_success, resolve_each, submit
@@ -197,7 +197,7 @@ class DistributedSplit:
             new_events: list[FaultEvent] = self._late_failures(frame)
             branches, coded_head = self.branches, self.coded_head
         start = time.perf_counter()
-        finite = bool(np.isfinite(x).all())
+        finite = all_finite(x)
         audit = self.audit.start(x) if self.audit is not None and self.audit.due(frame) else None
         futures, lives = {}, {}
         for i, replicas in enumerate(branches):
@@ -351,7 +351,7 @@ class DistributedSplit:
         """
         boards = ", ".join(e.board for e in events) or "its board"
         detected = time.perf_counter()
-        check = self._check(i, bool(np.isfinite(x).all()))
+        check = self._check(i, all_finite(x))
         for _ in range(MAX_MOVES):
             # With frames in flight, an earlier frame may have re-placed this branch already.
             module = next((m for m in self.branches[i] if m.board not in self.dead), None)

@@ -3,10 +3,13 @@
 Through TVM RPC a frame costs the host and the board about 10 ns of CPU a byte each, and it
 can only move when the board's session is free, so every frame waits for the one before
 (:mod:`board_server` says how the channel avoids both). Here each board session gets one TCP
-connection and one sender thread: :meth:`FrameChannel.send` queues a frame and returns its
-sequence number at once, the sender writes it with ``sendall`` (the kernel's copy) while the
-board still computes, and :meth:`FrameChannel.recv` is then one short RPC call that puts the
-frame in the board's input tensor. Where the board's server has ``splitnet.channel.call``
+connection and one sender thread: :meth:`FrameChannel.send` returns a frame's sequence
+number at once, and the frame reaches the board while it still computes. Where the kernel
+takes the whole message at once (its socket buffer has room: the usual case), ``send``
+writes it itself, without waking the sender; else the sender writes what is left with
+``sendall``, blocking until the board reads, which it does only when a call asks for the
+frame: the caller must not wait for that itself. :meth:`FrameChannel.recv` is then one
+short RPC call that puts the frame in the board's input tensor. Where the board's server has ``splitnet.channel.call``
 (:attr:`FrameChannel.call`), taking the frame in, running the part and sending its output
 back are one RPC round trip instead of four (:mod:`board_server` says why that matters).
 
@@ -67,12 +70,34 @@ class FrameChannel:
         self._sender.start()
 
     def send(self, array: np.ndarray) -> int:
-        """Queue ``array`` (the caller must not change it afterwards); its sequence number."""
+        """Send ``array`` (the caller must not change it afterwards); its sequence number.
+
+        Written here when nothing is queued before it and the kernel takes all of it without
+        blocking; what the kernel does not take is queued for the sender (in order)."""
+        array = np.ascontiguousarray(array)
         with self._order:
             seq = next(self._seq)
+            sent = 0
+            if self._pending == 0 and self.broken is None:
+                sent = self._send_now(seq, array)
+                if sent < 0:
+                    return seq
             self._pending += 1
-            self._queue.put((seq, array))
+            self._queue.put((seq, array, sent))
         return seq
+
+    def _send_now(self, seq: int, array: np.ndarray) -> int:
+        """As much of the message as the kernel takes without blocking: -1 when all of it was
+        (or the connection broke), else the bytes written (the caller holds ``_order``)."""
+        parts = _parts(seq, array, 0)
+        try:
+            sent = self._sock.sendmsg(parts, (), socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            self._break(exc)
+            return -1
+        return -1 if sent == sum(len(p) for p in parts) else sent
 
     @property
     def pending(self) -> int:
@@ -88,18 +113,21 @@ class FrameChannel:
             item = self._queue.get()
             if item is None:
                 return
-            seq, array = item
+            seq, array, sent = item
             try:
                 if self.broken:
                     continue  # the board's recv fails on the closed socket; nothing to send to
-                self._sock.sendall(HEADER.pack(seq, array.nbytes))
-                self._sock.sendall(memoryview(np.ascontiguousarray(array)).cast("B"))
+                for part in _parts(seq, array, sent):
+                    self._sock.sendall(part)
             except OSError as exc:
-                self.broken = str(exc) or type(exc).__name__
-                self._shut()
+                self._break(exc)
             finally:
                 with self._order:
                     self._pending -= 1
+
+    def _break(self, exc: OSError) -> None:
+        self.broken = str(exc) or type(exc).__name__
+        self._shut()
 
     def _shut(self) -> None:
         with contextlib.suppress(OSError):
@@ -112,6 +140,15 @@ class FrameChannel:
         if self.broken is None:
             self.broken = "closed"
             self._shut()
+
+
+def _parts(seq: int, array: np.ndarray, skip: int) -> list[memoryview]:
+    """Message ``seq`` (its header, then the array's bytes) less its first ``skip`` bytes."""
+    header = memoryview(HEADER.pack(seq, array.nbytes))
+    body = memoryview(array).cast("B")
+    if skip < len(header):
+        return [header[skip:], body]
+    return [body[skip - len(header) :]]
 
 
 def open_channel(session, host: str) -> FrameChannel | None:

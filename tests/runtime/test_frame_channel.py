@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,10 +25,10 @@ from splitnet.framework.errors import SplitnetError
 from splitnet.framework.targets import host_target
 from splitnet.partitioners import apply_plan, get_partitioner
 from splitnet.runtime import Board, LocalCluster, acquire, builtin_inventory, free_port, request_session
-from splitnet.runtime.board_server import CALL_HEADER, TOOK_HEADER, call_header
+from splitnet.runtime.board_server import CALL_HEADER, HEADER, TOOK_HEADER, call_header
 from splitnet.runtime.board_session import BoardSession
 from splitnet.runtime.fleet import Fleet
-from splitnet.runtime.frame_channel import ENV
+from splitnet.runtime.frame_channel import ENV, FrameChannel
 
 pytestmark = pytest.mark.boards
 
@@ -85,6 +86,11 @@ def test_a_frame_travels_while_the_board_is_busy_and_a_taken_one_is_sent_again(s
                 first = held.send_ahead((a,))
                 again = held.send_ahead((a,))
                 assert first == again  # the same frame again is not sent again
+                assert held.send_ahead((a.copy(),)) != first  # an equal frame in another array is sent
+                refilled = a.copy()
+                once = held.send_ahead((refilled,))
+                refilled[0, 0, 0, 0] = 8  # a caller that refills its buffer: the new values are sent
+                assert held.send_ahead((refilled,)) != once
                 later = held.send_ahead((b,))
                 deadline = time.monotonic() + 10
                 while held._channel.pending and time.monotonic() < deadline:
@@ -139,6 +145,54 @@ def test_one_round_trip_a_call_answers_as_the_long_way(server, tiny_reference, t
                 assert all(0 < r < wall for r, wall in zip(ran, walls[id(module)], strict=True))
         finally:
             held.close()
+
+
+def _read(sock: socket.socket, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the channel closed early"
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("sndbuf", [None, 4096])
+def test_messages_the_kernel_cannot_take_at_once_go_out_whole_and_in_order(sndbuf):
+    """``send`` writes what the kernel takes and queues the rest for the sender; the peer
+    reads every message whole, in order, whichever path wrote it (a small send buffer and a
+    peer that reads late force the queue)."""
+    host, board = socket.socketpair()
+    if sndbuf:
+        host.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+    channel = FrameChannel(host, recv=None)
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, size=(1, 3, 64, 64 * (1 + k % 3)), dtype=np.uint8) for k in range(12)]
+    try:
+        seqs = [channel.send(f) for f in frames]  # nobody reads yet
+        assert seqs == list(range(len(frames)))
+        for seq, frame in zip(seqs, frames, strict=True):
+            got_seq, nbytes = HEADER.unpack(_read(board, HEADER.size))
+            assert (got_seq, nbytes) == (seq, frame.nbytes)
+            assert _read(board, nbytes) == frame.tobytes()
+        deadline = time.monotonic() + 10
+        while channel.pending and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert channel.pending == 0 and channel.broken is None
+    finally:
+        channel.close()
+        board.close()
+
+
+def test_a_send_to_a_closed_peer_breaks_the_channel_without_raising():
+    host, board = socket.socketpair()
+    board.close()
+    channel = FrameChannel(host, recv=None)
+    channel.send(np.zeros((1, 3, 8, 8), dtype=np.uint8))
+    deadline = time.monotonic() + 10
+    while channel.broken is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert channel.broken  # the board's recv then fails at once, and recovery takes it
+    channel.close()
 
 
 def test_a_calls_header_tells_old_and_new_servers_apart():
