@@ -79,7 +79,7 @@ class BoardSession:
                 seqs.append(last[0] if same else self._send(key, x, given))
         return seqs
 
-    def _send(self, key: tuple, x: np.ndarray, given=None) -> int:
+    def _send(self, key: tuple, x: np.ndarray, given: np.ndarray) -> int:
         """Queue ``x`` (the caller's ``given``) on the channel as the input at ``key`` (the
         caller holds ``_send_lock``)."""
         x = np.array(x, copy=True)  # the sender reads it later: never the caller's buffer

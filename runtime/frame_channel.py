@@ -9,9 +9,10 @@ takes the whole message at once (its socket buffer has room: the usual case), ``
 writes it itself, without waking the sender; else the sender writes what is left with
 ``sendall``, blocking until the board reads, which it does only when a call asks for the
 frame: the caller must not wait for that itself. :meth:`FrameChannel.recv` is then one
-short RPC call that puts the frame in the board's input tensor. Where the board's server has ``splitnet.channel.call``
-(:attr:`FrameChannel.call`), taking the frame in, running the part and sending its output
-back are one RPC round trip instead of four (:mod:`board_server` says why that matters).
+short RPC call that puts the frame in the board's input tensor. Where the board's server
+has ``splitnet.channel.call`` (:attr:`FrameChannel.call`), taking the frame in, running the
+part and sending its output back are one RPC round trip instead of four (:mod:`board_server`
+says why that matters).
 
 A board whose server has no channel (an older ``tvm_rpc``, a Python server started by hand)
 is sent frames through RPC as before: :func:`open_channel` returns None. ``SPLITNET_CHANNEL``
