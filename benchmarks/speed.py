@@ -163,6 +163,16 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire
     return {"boards": len(modules), "fps": len(modules) * frames_per_board / wall}
 
 
+def _missing_peers() -> str | None:
+    """What to do when onnxruntime (a peer in the tables, in the ``bench`` extra) is not installed:
+    checked before the rounds, so that its absence does not cost their minutes first."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return 'error: onnxruntime is not installed (the benchmark\'s peer); fix: pip install -e ".[bench]"'
+    return None
+
+
 def _server(wanted: str) -> str:
     """``--server auto``: the C++ server where ``splitrun setup arm --cpp x86_64`` built it."""
     from splitnet.runtime.arm.paths import ArmPaths
@@ -239,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.compute_repeat < 1:
         parser.error("--rounds and --compute-repeat must be at least 1")
     out = Console(highlight=False, width=200)
+    missing = _missing_peers()
+    if missing is not None:
+        out.print(missing, markup=False)  # "[bench]" is not a style
+        return 2
     os.environ["SPLITNET_SERVER"] = _server(args.server)
     order = [int(n) for n in args.branches.split(",")]
     rounds, parallels = [], []
