@@ -163,14 +163,15 @@ def data_parallel(model: str, inventory: str | None, frames_per_board: int, wire
     return {"boards": len(modules), "fps": len(modules) * frames_per_board / wall}
 
 
-def _missing_peers() -> str | None:
-    """What to do when onnxruntime (a peer in the tables, in the ``bench`` extra) is not installed:
-    checked before the rounds, so that its absence does not cost their minutes first."""
+def _require_onnxruntime() -> None:
+    """onnxruntime is a peer in the tables and comes with the ``bench`` extra: checked before
+    the rounds, so that its absence does not cost their minutes first."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        return 'error: onnxruntime is not installed (the benchmark\'s peer); fix: pip install -e ".[bench]"'
-    return None
+        raise SplitnetError(
+            "onnxruntime, which the benchmark compares against, is not installed", 'pip install -e ".[bench]"'
+        ) from None
 
 
 def _server(wanted: str) -> str:
@@ -249,14 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.compute_repeat < 1:
         parser.error("--rounds and --compute-repeat must be at least 1")
     out = Console(highlight=False, width=200)
-    missing = _missing_peers()
-    if missing is not None:
-        out.print(missing, markup=False)  # "[bench]" is not a style
-        return 2
     os.environ["SPLITNET_SERVER"] = _server(args.server)
     order = [int(n) for n in args.branches.split(",")]
     rounds, parallels = [], []
     try:
+        _require_onnxruntime()
         for r in range(args.rounds):  # alternating order: a drift in the machine's speed falls on every N alike
             out.print(f"round {r + 1} of {args.rounds}", style="dim")
             ns = order if r % 2 == 0 else order[::-1]
@@ -268,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             derive(rows, parallels[-1]["fps"])
             rounds.append(rows)
     except SplitnetError as exc:
-        out.print(f"error: {exc.one_line()}")
+        out.print(f"error: {exc.one_line()}", markup=False)  # a fix such as ".[bench]" is not a style
         return 2
     parallel = {"boards": parallels[0]["boards"], "fps": float(np.median([p["fps"] for p in parallels]))}
     rows = combine(rounds)

@@ -100,6 +100,6 @@ def test_the_benchmark_without_onnxruntime_says_how_to_install_it_before_any_rou
     )
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
-    fix = 'fix: pip install -e ".[bench]"'
-    assert done.stdout.strip() == f"error: onnxruntime is not installed (the benchmark's peer); {fix}"
+    fix = '(fix: pip install -e ".[bench]")'
+    assert done.stdout.strip() == f"error: onnxruntime, which the benchmark compares against, is not installed {fix}"
     assert "round 1" not in done.stdout and "Traceback" not in done.stderr
